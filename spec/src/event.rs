@@ -1,0 +1,332 @@
+//! The audit event, schema v1: validation of what a gateway sends, the
+//! fields the server adds, and the leaf bytes (RFC 8785 canonical JSON).
+
+use serde_json::{Map, Value};
+
+use crate::jcs;
+use crate::tile::MAX_ENTRY_SIZE;
+use crate::time::parse_utc_millis;
+
+/// Fields a gateway must send.
+pub const REQUIRED: &[&str] = &["ts", "agent", "principal", "owner", "tool", "verdict"];
+/// Fields a gateway may send.
+pub const OPTIONAL: &[&str] = &[
+    "event_id",
+    "session",
+    "target",
+    "args_hash",
+    "args",
+    "provenance",
+    "provenance_source",
+    "seq",
+    "rule",
+    "reason",
+    "risk",
+    "latency_ms",
+    "result",
+    "attrs",
+];
+/// Fields only the server sets.
+pub const SERVER_FIELDS: &[&str] = &["gateway", "logged_at"];
+/// Allowed values of `verdict`.
+pub const VERDICTS: &[&str] = &["allow", "deny", "approve", "review"];
+/// Allowed values of `provenance`.
+pub const PROVENANCES: &[&str] = &["trusted", "untrusted"];
+/// Longest `event_id`, in bytes.
+pub const MAX_EVENT_ID_LEN: usize = 256;
+
+/// A schema violation, naming the field and the rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The event is not a JSON object.
+    #[error("event must be a JSON object")]
+    NotObject,
+    /// Fields the schema does not know.
+    #[error("unknown field(s): {}", .0.join(", "))]
+    Unknown(Vec<String>),
+    /// A field only the server may set was sent.
+    #[error("field `{0}` is set by the server and must not be sent")]
+    ServerField(String),
+    /// A required field is absent.
+    #[error("missing required field `{0}`")]
+    Missing(String),
+    /// A field has the wrong type or value.
+    #[error("field `{field}`: {rule}")]
+    Invalid {
+        /// The field, e.g. `risk` or `result.status`.
+        field: String,
+        /// The rule it breaks.
+        rule: String,
+    },
+    /// The canonical event is larger than an entry bundle allows.
+    #[error("event is {0} bytes in canonical form; the limit is 65535")]
+    TooLarge(usize),
+    /// The stored bytes are not the canonical form of the event they hold.
+    #[error("entry is not in RFC 8785 canonical form")]
+    NotCanonical,
+    /// The bytes are not JSON JCS can represent.
+    #[error("entry is not valid JSON: {0}")]
+    Json(String),
+}
+
+fn invalid(field: &str, rule: &str) -> EventError {
+    EventError::Invalid {
+        field: field.to_string(),
+        rule: rule.to_string(),
+    }
+}
+
+fn want_string<'a>(obj: &'a Map<String, Value>, f: &str) -> Result<Option<&'a str>, EventError> {
+    match obj.get(f) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(f, "must be a string")),
+    }
+}
+
+fn want_int(obj: &Map<String, Value>, f: &str, max: Option<u64>) -> Result<(), EventError> {
+    match obj.get(f) {
+        None => Ok(()),
+        Some(Value::Number(n)) => {
+            let rule = match max {
+                Some(m) => format!("must be an integer from 0 to {m}"),
+                None => "must be an integer >= 0".to_string(),
+            };
+            let v = n.as_u64().ok_or_else(|| invalid(f, &rule))?;
+            if max.is_some_and(|m| v > m) {
+                return Err(invalid(f, &rule));
+            }
+            Ok(())
+        }
+        Some(_) => Err(invalid(f, "must be an integer")),
+    }
+}
+
+/// Validates an event object as a gateway sends it (no server fields).
+pub fn validate_submitted(obj: &Map<String, Value>) -> Result<(), EventError> {
+    if let Some(f) = SERVER_FIELDS.iter().find(|f| obj.contains_key(**f)) {
+        return Err(EventError::ServerField(f.to_string()));
+    }
+    validate_fields(obj)
+}
+
+fn validate_fields(obj: &Map<String, Value>) -> Result<(), EventError> {
+    let unknown: Vec<String> = obj
+        .keys()
+        .filter(|k| {
+            !REQUIRED.contains(&k.as_str())
+                && !OPTIONAL.contains(&k.as_str())
+                && !SERVER_FIELDS.contains(&k.as_str())
+        })
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        return Err(EventError::Unknown(unknown));
+    }
+    for f in REQUIRED {
+        if !obj.contains_key(*f) {
+            return Err(EventError::Missing(f.to_string()));
+        }
+    }
+    let ts = want_string(obj, "ts")?.unwrap_or_default();
+    parse_utc_millis(ts).map_err(|e| invalid("ts", &format!("not an RFC 3339 UTC time: {e}")))?;
+    for f in ["agent", "principal", "owner", "tool"] {
+        if want_string(obj, f)?.is_some_and(str::is_empty) {
+            return Err(invalid(f, "must not be empty"));
+        }
+    }
+    let verdict = want_string(obj, "verdict")?.unwrap_or_default();
+    if !VERDICTS.contains(&verdict) {
+        return Err(invalid(
+            "verdict",
+            "must be one of allow, deny, approve, review",
+        ));
+    }
+    if let Some(id) = want_string(obj, "event_id")? {
+        if id.is_empty() || id.len() > MAX_EVENT_ID_LEN {
+            return Err(invalid("event_id", "must be 1 to 256 bytes long"));
+        }
+    }
+    for f in ["session", "target", "provenance_source", "rule", "reason"] {
+        want_string(obj, f)?;
+    }
+    if let Some(h) = want_string(obj, "args_hash")? {
+        let ok = h
+            .strip_prefix("sha256:")
+            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !ok {
+            return Err(invalid(
+                "args_hash",
+                "must be sha256: followed by 64 hex digits",
+            ));
+        }
+    }
+    if let Some(p) = want_string(obj, "provenance")? {
+        if !PROVENANCES.contains(&p) {
+            return Err(invalid("provenance", "must be trusted or untrusted"));
+        }
+    }
+    want_int(obj, "seq", None)?;
+    want_int(obj, "risk", Some(100))?;
+    want_int(obj, "latency_ms", None)?;
+    match obj.get("result") {
+        None => {}
+        Some(Value::Object(r)) => {
+            if let Some(k) = r.keys().find(|k| *k != "status" && *k != "error") {
+                return Err(invalid(
+                    &format!("result.{k}"),
+                    "unknown field; result holds only status and error",
+                ));
+            }
+            match r.get("status") {
+                None => {}
+                Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {}
+                Some(_) => return Err(invalid("result.status", "must be an integer")),
+            }
+            if r.get("error").is_some_and(|e| !e.is_string()) {
+                return Err(invalid("result.error", "must be a string"));
+            }
+        }
+        Some(_) => return Err(invalid("result", "must be an object")),
+    }
+    if obj.get("attrs").is_some_and(|a| !a.is_object()) {
+        return Err(invalid("attrs", "must be an object"));
+    }
+    Ok(())
+}
+
+/// An event ready to append: its ID and leaf bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The gateway's `event_id`, or the one assigned.
+    pub event_id: String,
+    /// RFC 8785 canonical JSON of the stored event: the Merkle leaf.
+    pub leaf: Vec<u8>,
+}
+
+/// Validates a submitted event, adds `event_id` (from `assign_id` when
+/// absent), `gateway` and `logged_at`, and returns its canonical leaf bytes.
+pub fn seal(
+    value: Value,
+    gateway: &str,
+    logged_at: &str,
+    assign_id: impl FnOnce() -> String,
+) -> Result<Sealed, EventError> {
+    let Value::Object(mut obj) = value else {
+        return Err(EventError::NotObject);
+    };
+    validate_submitted(&obj)?;
+    let event_id = match obj.get("event_id") {
+        Some(Value::String(s)) => s.clone(),
+        _ => {
+            let id = assign_id();
+            obj.insert("event_id".into(), Value::String(id.clone()));
+            id
+        }
+    };
+    obj.insert("gateway".into(), Value::String(gateway.to_string()));
+    obj.insert("logged_at".into(), Value::String(logged_at.to_string()));
+    let leaf =
+        jcs::canonicalize(&Value::Object(obj)).map_err(|e| EventError::Json(e.to_string()))?;
+    if leaf.len() > MAX_ENTRY_SIZE {
+        return Err(EventError::TooLarge(leaf.len()));
+    }
+    Ok(Sealed { event_id, leaf })
+}
+
+/// Checks stored leaf bytes: strict JSON, a schema-valid event with the
+/// server's fields, in canonical form. Returns the event.
+pub fn check_leaf(leaf: &[u8]) -> Result<Map<String, Value>, EventError> {
+    let v = jcs::parse_strict(leaf).map_err(|e| EventError::Json(e.to_string()))?;
+    let Value::Object(obj) = v else {
+        return Err(EventError::NotObject);
+    };
+    validate_fields(&obj)?;
+    for f in ["event_id", "gateway", "logged_at"] {
+        if !obj.get(f).is_some_and(Value::is_string) {
+            return Err(EventError::Missing(f.to_string()));
+        }
+    }
+    let canon = jcs::canonicalize(&Value::Object(obj.clone()))
+        .map_err(|e| EventError::Json(e.to_string()))?;
+    if canon != leaf {
+        return Err(EventError::NotCanonical);
+    }
+    Ok(obj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Value {
+        json!({"ts":"2026-06-20T14:07:31.120Z","agent":"a","principal":"p","owner":"o","tool":"t","verdict":"allow"})
+    }
+
+    fn with(k: &str, v: Value) -> Value {
+        let mut b = base();
+        b.as_object_mut().unwrap().insert(k.into(), v);
+        b
+    }
+
+    fn seal_it(v: Value) -> Result<Sealed, EventError> {
+        seal(v, "gw", "2026-06-20T14:07:32.000Z", || "id-1".into())
+    }
+
+    #[test]
+    fn seals_canonically_whatever_the_input_order() {
+        let a = seal_it(base()).unwrap();
+        let b = seal_it(
+            crate::jcs::parse_strict(
+                br#"{ "verdict":"allow","tool":"t","owner":"o","principal":"p","agent":"\u0061","ts":"2026-06-20T14:07:31.120Z" }"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            String::from_utf8(a.leaf.clone()).unwrap(),
+            r#"{"agent":"a","event_id":"id-1","gateway":"gw","logged_at":"2026-06-20T14:07:32.000Z","owner":"o","principal":"p","tool":"t","ts":"2026-06-20T14:07:31.120Z","verdict":"allow"}"#
+        );
+        assert!(check_leaf(&a.leaf).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: Vec<(Value, &str)> = vec![
+            (with("colour", json!("red")), "colour"),
+            (with("gateway", json!("x")), "gateway"),
+            (with("risk", json!(101)), "risk"),
+            (with("risk", json!(-1)), "risk"),
+            (with("seq", json!(1.5)), "seq"),
+            (with("latency_ms", json!("5")), "latency_ms"),
+            (with("verdict", json!("maybe")), "verdict"),
+            (with("provenance", json!("web")), "provenance"),
+            (with("args_hash", json!("sha256:abc")), "args_hash"),
+            (with("ts", json!("yesterday")), "ts"),
+            (with("result", json!({"status":"ok"})), "result.status"),
+            (with("result", json!({"code":1})), "result.code"),
+            (with("attrs", json!([])), "attrs"),
+            (with("agent", json!("")), "agent"),
+            (with("event_id", json!("")), "event_id"),
+        ];
+        for (v, field) in cases {
+            let e = seal_it(v).unwrap_err().to_string();
+            assert!(e.contains(field), "{e} should name {field}");
+        }
+        let mut missing = base();
+        missing.as_object_mut().unwrap().remove("owner");
+        assert_eq!(seal_it(missing), Err(EventError::Missing("owner".into())));
+    }
+
+    #[test]
+    fn size_limit_and_non_canonical_leaf() {
+        let big = with("args", json!("x".repeat(70_000)));
+        assert!(matches!(seal_it(big), Err(EventError::TooLarge(_))));
+        let leaf = seal_it(base()).unwrap().leaf;
+        let mut spaced = b"{ ".to_vec();
+        spaced.extend_from_slice(&leaf[1..]);
+        assert_eq!(check_leaf(&spaced), Err(EventError::NotCanonical));
+    }
+}

@@ -1,0 +1,298 @@
+//! RFC 8785 JSON Canonicalization Scheme (JCS), and a strict JSON parser
+//! that refuses what JCS cannot represent faithfully: duplicate object keys
+//! and integers outside the I-JSON safe range (±(2^53−1)).
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Largest integer magnitude a JSON number keeps exactly as an IEEE double.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Parses JSON strictly: no duplicate keys, integers within ±(2^53−1),
+/// nothing after the value. Strings must be valid Unicode (no lone surrogates).
+pub fn parse_strict(input: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(input);
+    let v = StrictSeed.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+struct StrictSeed;
+
+impl<'de> DeserializeSeed<'de> for StrictSeed {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        if v.unsigned_abs() > MAX_SAFE_INTEGER {
+            return Err(E::custom(format!(
+                "integer {v} is outside the exact range ±(2^53-1); send it as a string"
+            )));
+        }
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        if v > MAX_SAFE_INTEGER {
+            return Err(E::custom(format!(
+                "integer {v} is outside the exact range ±(2^53-1); send it as a string"
+            )));
+        }
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number is not finite"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(StrictSeed)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if out.contains_key(&k) {
+                return Err(de::Error::custom(format!("duplicate key {k:?}")));
+            }
+            let v = map.next_value_seed(StrictSeed)?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Why a value cannot be canonicalized.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JcsError {
+    /// An integer outside ±(2^53−1) has no exact canonical form.
+    #[error("integer {0} is outside the exact range ±(2^53-1)")]
+    UnsafeInteger(String),
+}
+
+/// Serializes `v` in RFC 8785 canonical form.
+pub fn canonicalize(v: &Value) -> Result<Vec<u8>, JcsError> {
+    let mut out = Vec::with_capacity(256);
+    write_value(v, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the canonical form of `v` to `out`.
+pub fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<(), JcsError> {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(n, out)?,
+        Value::String(s) => write_string(s, out),
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, e) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(e, out)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_by(|a, b| cmp_utf16(a, b));
+            out.push(b'{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(k, out);
+                out.push(b':');
+                write_value(&m[k], out)?;
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+/// Orders strings by their UTF-16 code units, as RFC 8785 §3.2.3 requires.
+pub fn cmp_utf16(a: &str, b: &str) -> std::cmp::Ordering {
+    // Byte order equals UTF-16 order unless a supplementary-plane character
+    // meets U+E000..U+FFFF; fall back to an exact comparison only then.
+    if a.is_ascii() && b.is_ascii() {
+        return a.cmp(b);
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) -> Result<(), JcsError> {
+    if let Some(u) = n.as_u64() {
+        if u > MAX_SAFE_INTEGER {
+            return Err(JcsError::UnsafeInteger(u.to_string()));
+        }
+        out.extend_from_slice(u.to_string().as_bytes());
+    } else if let Some(i) = n.as_i64() {
+        if i.unsigned_abs() > MAX_SAFE_INTEGER {
+            return Err(JcsError::UnsafeInteger(i.to_string()));
+        }
+        out.extend_from_slice(i.to_string().as_bytes());
+    } else {
+        let f = n.as_f64().unwrap_or(0.0);
+        if f == 0.0 {
+            // ECMAScript prints both +0 and -0 as "0".
+            out.push(b'0');
+        } else {
+            let mut buf = ryu_js::Buffer::new();
+            out.extend_from_slice(buf.format_finite(f).as_bytes());
+        }
+    }
+    Ok(())
+}
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            0x08 => Some(b"\\b"),
+            0x09 => Some(b"\\t"),
+            0x0a => Some(b"\\n"),
+            0x0c => Some(b"\\f"),
+            0x0d => Some(b"\\r"),
+            0x00..=0x1f => None,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        match esc {
+            Some(e) => out.extend_from_slice(e),
+            None => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jcs(s: &str) -> String {
+        String::from_utf8(canonicalize(&parse_strict(s.as_bytes()).unwrap()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn rfc8785_section_3_2_2_example() {
+        // RFC 8785 §3.2.2's sample input and its canonical output.
+        let input = r#"{
+  "numbers": [333333333.33333329, 1E30, 4.50,
+              2e-3, 0.000000000000000000000000001],
+  "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+  "literals": [null, true, false]
+}"#;
+        assert_eq!(
+            jcs(input),
+            r#"{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"#
+        );
+    }
+
+    #[test]
+    fn rfc8785_sorting_example() {
+        // RFC 8785 §3.2.3: keys sorted by UTF-16 code units.
+        let input = "{\"\\u20ac\":\"Euro Sign\",\"\\r\":\"Carriage Return\",\"\\ufb33\":\"Hebrew Letter Dalet With Dagesh\",\"1\":\"One\",\"\\ud83d\\ude00\":\"Emoji: Grinning Face\",\"\\u0080\":\"Control\",\"\\u00f6\":\"Latin Small Letter O With Diaeresis\"}";
+        let out = jcs(input);
+        let keys: Vec<String> = {
+            let v: serde_json::Map<String, Value> = serde_json::from_str(input).unwrap();
+            let mut k: Vec<String> = v.keys().cloned().collect();
+            k.sort_by(|a, b| cmp_utf16(a, b));
+            k
+        };
+        let values: Vec<&str> = keys.iter().map(|_| "").collect();
+        assert_eq!(values.len(), 7);
+        let order: Vec<usize> = [
+            "Carriage Return",
+            "One",
+            "Control",
+            "Latin Small Letter O With Diaeresis",
+            "Euro Sign",
+            "Emoji: Grinning Face",
+            "Hebrew Letter Dalet With Dagesh",
+        ]
+        .iter()
+        .map(|v| out.find(v).unwrap())
+        .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    }
+
+    #[test]
+    fn es6_number_forms() {
+        // Samples from RFC 8785 Appendix B (IEEE 754 value -> JCS text).
+        for (input, want) in [
+            ("0", "0"),
+            ("-0", "0"),
+            ("-0.0", "0"),
+            ("5e-324", "5e-324"),
+            ("1.7976931348623157e308", "1.7976931348623157e+308"),
+            ("9007199254740991", "9007199254740991"),
+            ("-9007199254740991", "-9007199254740991"),
+            ("295147905179352830000", "295147905179352830000"),
+            ("1e21", "1e+21"),
+            ("1e20", "100000000000000000000"),
+            ("0.000001", "0.000001"),
+            ("0.0000001", "1e-7"),
+            ("1.0", "1"),
+        ] {
+            assert_eq!(jcs(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn strict_parser_refusals() {
+        for bad in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"x":{"b":1,"b":1}}"#,
+            "9007199254740992",
+            "-9007199254740992",
+            r#""\ud800""#,
+            "{} x",
+            "1e400",
+        ] {
+            assert!(parse_strict(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn escapes_and_unicode_kept() {
+        assert_eq!(
+            jcs(r#""\u2028\u007f\u0001é""#),
+            "\"\u{2028}\u{7f}\\u0001é\""
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! Vellum's formats and algorithms, defined once and free of I/O: RFC 9162
+//! Merkle trees and proofs, C2SP tlog-tiles, signed notes and checkpoints,
+//! and the audit event with its RFC 8785 canonical form.
+//!
+//! The normative prose lives beside this crate in `spec/*.md`.
+#![deny(missing_docs)]
+
+pub mod checkpoint;
+pub mod event;
+pub mod hash;
+pub mod jcs;
+pub mod merkle;
+pub mod note;
+pub mod tile;
+pub mod time;
+
+pub use checkpoint::Checkpoint;
+pub use hash::{leaf_hash, node_hash, Hash, EMPTY_ROOT};
+pub use merkle::{NodeId, NodeReader};
+pub use note::{Note, SignerKey, VerifierKey};
+pub use tile::TileId;
