@@ -216,7 +216,7 @@ pub fn tiles_for_size(size: u64) -> Vec<TileId> {
 
 /// Splits tile bytes into hashes; `None` if the length is not a multiple of 32.
 pub fn tile_hashes(data: &[u8]) -> Option<Vec<Hash>> {
-    if data.len() % HASH_SIZE != 0 {
+    if !data.len().is_multiple_of(HASH_SIZE) {
         return None;
     }
     Some(

@@ -158,7 +158,7 @@ fn go_signed_note_vectors() {
     );
     let note = Note::parse(both.as_bytes()).unwrap();
     assert_eq!(note.to_bytes(), both.as_bytes());
-    assert_eq!(note.verify(&[peter.clone()]).unwrap().len(), 1);
+    assert_eq!(note.verify(std::slice::from_ref(&peter)).unwrap().len(), 1);
     assert_eq!(
         note.verify(&[peter.clone(), enoch.clone()]).unwrap().len(),
         2
@@ -171,7 +171,7 @@ fn go_signed_note_vectors() {
     assert!(matches!(
         Note::parse(bad.as_bytes())
             .unwrap()
-            .verify(&[peter.clone()]),
+            .verify(std::slice::from_ref(&peter)),
         Err(NoteError::BadSignature { .. })
     ));
     // 101 signatures are malformed; so are Go's other malformed notes.

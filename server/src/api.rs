@@ -1,0 +1,511 @@
+//! The HTTP API: append, checkpoint, C2SP tiles and entry bundles, proofs,
+//! entries, health and metrics. Every refusal is a status code with a
+//! JSON body `{"error": "..."}` naming the field or rule.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use vellum_spec::event::{self, EventError};
+use vellum_spec::hash::{leaf_hash, Hash};
+use vellum_spec::merkle::{prove_consistency, prove_inclusion};
+use vellum_spec::tile::{
+    self, parse_entries_path, parse_tile_path, tile_width, TileId, TILE_WIDTH,
+};
+
+use crate::checkpointer::Checkpointer;
+use crate::metrics::Metrics;
+use crate::sequencer::{AppendItem, AppendJob, SeqState};
+use crate::store::LogStore;
+use crate::tokens::{AuthError, Scope, TokenStore};
+use crate::tree::{StoreNodes, StoredTile};
+
+/// Largest append request body.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn LogStore>,
+    /// The sequencer's queue.
+    pub queue: mpsc::Sender<AppendJob>,
+    /// The sequencer's progress.
+    pub seq: Arc<SeqState>,
+    /// The published checkpoint.
+    pub checkpoints: Arc<Checkpointer>,
+    /// Bearer tokens.
+    pub tokens: Arc<TokenStore>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Serve entries without a token.
+    pub public_entries: bool,
+    /// Most events per append request.
+    pub max_batch: usize,
+}
+
+/// A refused request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: malformed input.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401/403: authentication or scope.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// 404: beyond the tree.
+    #[error("{0}")]
+    NotFound(String),
+    /// 413: too large.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 503: overloaded or storage failed; retry after the given seconds.
+    #[error("{0}")]
+    Unavailable(String, u32),
+    /// 500: an internal failure (details are logged, not sent).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Auth(AuthError::Scope { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = %e, "request failed");
+        }
+        let msg = match &self {
+            ApiError::Internal(_) => "internal error; see the log's own logs".to_string(),
+            e => e.to_string(),
+        };
+        let mut resp = (status, axum::Json(json!({ "error": msg }))).into_response();
+        let h = resp.headers_mut();
+        match &self {
+            ApiError::Auth(AuthError::Missing | AuthError::Unknown) => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Unavailable(_, secs) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+type Shared = State<Arc<AppState>>;
+
+/// Builds the router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/events", post(append))
+        .route("/checkpoint", get(checkpoint))
+        .route("/tile/{*path}", get(tile_or_bundle))
+        .route("/v1/proof/inclusion", get(inclusion))
+        .route("/v1/proof/consistency", get(consistency))
+        .route("/v1/entries/{index}", get(entry))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+fn auth(st: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Arc<str>, ApiError> {
+    let h = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    Ok(st.tokens.authorize(h, scope)?.name.clone())
+}
+
+fn new_event_id() -> String {
+    let v: u128 = rand::random();
+    format!("{v:032x}")
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn append(State(st): Shared, headers: HeaderMap, body: Body) -> Response {
+    let res = append_inner(&st, headers, body).await;
+    match res {
+        Ok(r) => {
+            st.metrics.append_requests.fetch_add(1, Ordering::Relaxed);
+            r
+        }
+        Err(e) => {
+            st.metrics.append_rejected.fetch_add(1, Ordering::Relaxed);
+            e.into_response()
+        }
+    }
+}
+
+async fn append_inner(st: &AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let gateway = auth(st, &headers, Scope::Append)?;
+    if st.seq.failed.load(Ordering::Acquire) {
+        return Err(ApiError::Unavailable(
+            "log storage failed; the operator must restart the log".into(),
+            30,
+        ));
+    }
+    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::TooLarge(format!(
+            "request body is over the {MAX_BODY_BYTES}-byte limit"
+        ))
+    })?;
+    let items = seal_all(st, &gateway, &bytes)?;
+    let (tx, rx) = oneshot::channel();
+    let job = AppendJob {
+        gateway,
+        items,
+        enqueued: Instant::now(),
+        reply: tx,
+    };
+    st.queue.try_send(job).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => {
+            st.metrics.overloaded.fetch_add(1, Ordering::Relaxed);
+            ApiError::Unavailable("append queue is full; retry later".into(), 1)
+        }
+        mpsc::error::TrySendError::Closed(_) => {
+            ApiError::Unavailable("the sequencer has stopped".into(), 30)
+        }
+    })?;
+    let appended = rx
+        .await
+        .map_err(|_| ApiError::Internal("sequencer dropped the request".into()))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "append failed in storage");
+            ApiError::Unavailable("log storage failed; nothing was acknowledged".into(), 30)
+        })?;
+    let mut out = String::with_capacity(appended.len() * 110 + 16);
+    out.push_str("{\"entries\":[");
+    for (i, a) in appended.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!(
+            "{{\"index\":{},\"leaf_hash\":\"{}\",\"event_id\":{}{}}}",
+            a.index,
+            a.leaf_hash.to_base64(),
+            Value::String(a.event_id.clone()),
+            if a.duplicate {
+                ",\"duplicate\":true"
+            } else {
+                ""
+            }
+        ));
+    }
+    out.push_str("]}");
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// Validates the body and seals every event; all or nothing.
+fn seal_all(st: &AppState, gateway: &str, bytes: &[u8]) -> Result<Vec<AppendItem>, ApiError> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::BadRequest(format!(
+            "request body is not valid UTF-8 (bad byte at offset {})",
+            e.valid_up_to()
+        )));
+    }
+    let v = vellum_spec::jcs::parse_strict(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    let (values, single) = match v {
+        Value::Array(a) => (a, false),
+        other => (vec![other], true),
+    };
+    if values.is_empty() {
+        return Err(ApiError::BadRequest(
+            "empty batch: send at least one event".into(),
+        ));
+    }
+    if values.len() > st.max_batch {
+        return Err(ApiError::TooLarge(format!(
+            "batch of {} events is over the limit of {} per request",
+            values.len(),
+            st.max_batch
+        )));
+    }
+    let logged_at = vellum_spec::time::format_millis(now_millis());
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let sealed = event::seal(v, gateway, &logged_at, new_event_id).map_err(|e| {
+                let msg = if single {
+                    e.to_string()
+                } else {
+                    format!("event [{i}]: {e}")
+                };
+                match e {
+                    EventError::TooLarge(_) => ApiError::TooLarge(msg),
+                    _ => ApiError::BadRequest(msg),
+                }
+            })?;
+            let leaf_hash = leaf_hash(&sealed.leaf);
+            Ok(AppendItem {
+                event_id: sealed.event_id,
+                leaf: sealed.leaf,
+                leaf_hash,
+            })
+        })
+        .collect()
+}
+
+async fn checkpoint(State(st): Shared) -> Response {
+    let cp = st.checkpoints.current();
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        cp.note.clone(),
+    )
+        .into_response()
+}
+
+fn durable(st: &AppState) -> u64 {
+    st.seq.durable_size.load(Ordering::Acquire)
+}
+
+async fn tile_or_bundle(
+    State(st): Shared,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let size = durable(&st);
+    let (entries, id) = match path.strip_prefix("entries/") {
+        Some(rest) => (
+            true,
+            parse_entries_path(rest)
+                .map_err(|e| ApiError::BadRequest(format!("entry bundle path {rest:?}: {e}")))?,
+        ),
+        None => (
+            false,
+            parse_tile_path(&path)
+                .map_err(|e| ApiError::BadRequest(format!("tile path {path:?}: {e}")))?,
+        ),
+    };
+    if entries && !st.public_entries {
+        auth(&st, &headers, Scope::Read)?;
+    }
+    let avail = tile_width(id.level, id.index, size);
+    if id.width > avail {
+        return Err(ApiError::NotFound(format!(
+            "tile {} does not exist at tree size {size} (width there: {avail})",
+            id.path(entries)
+        )));
+    }
+    let body = {
+        if entries {
+            bundle(&st, id)
+        } else {
+            hash_tile(&st, id)
+        }
+    }?;
+    let cache = if entries && !st.public_entries {
+        "private, max-age=31536000, immutable"
+    } else {
+        "public, max-age=31536000, immutable"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn internal<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+fn hash_tile(st: &AppState, id: TileId) -> Result<Vec<u8>, ApiError> {
+    let data = st
+        .store
+        .tile(id.level, id.index)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            internal(format!(
+                "tile {}/{} missing from storage",
+                id.level, id.index
+            ))
+        })?;
+    let t = StoredTile::new(&data).map_err(internal)?;
+    if t.width() < id.width as usize {
+        return Err(internal(format!(
+            "stored tile {}/{} is too narrow",
+            id.level, id.index
+        )));
+    }
+    Ok(t.served(id.width as usize).to_vec())
+}
+
+fn bundle(st: &AppState, id: TileId) -> Result<Vec<u8>, ApiError> {
+    let start = id.index * TILE_WIDTH;
+    let leaves = st
+        .store
+        .entries(start, start + id.width as u64)
+        .map_err(internal)?;
+    let mut out = Vec::with_capacity(leaves.iter().map(|l| l.len() + 2).sum());
+    for l in &leaves {
+        tile::push_bundle_entry(&mut out, l).map_err(internal)?;
+    }
+    Ok(out)
+}
+
+/// Parses `name=value` pairs; every parameter must be a decimal u64.
+fn query_u64s<const N: usize>(q: Option<&str>, names: [&str; N]) -> Result<[u64; N], ApiError> {
+    let mut out = [None; N];
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(i) = names.iter().position(|n| *n == k) else {
+            return Err(ApiError::BadRequest(format!(
+                "unknown query parameter {k:?}; expected {}",
+                names.join(", ")
+            )));
+        };
+        let n = vellum_spec::checkpoint::parse_canonical_u64(v).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "query parameter {k}: {v:?} is not a non-negative integer"
+            ))
+        })?;
+        out[i] = Some(n);
+    }
+    let mut res = [0u64; N];
+    for i in 0..N {
+        res[i] = out[i]
+            .ok_or_else(|| ApiError::BadRequest(format!("missing query parameter {}", names[i])))?;
+    }
+    Ok(res)
+}
+
+fn proof_json(head: String, proof: &[Hash]) -> Response {
+    let mut s = head;
+    s.push_str(",\"proof\":[");
+    for (i, h) in proof.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        s.push_str(&h.to_base64());
+        s.push('"');
+    }
+    s.push_str("]}");
+    ([(header::CONTENT_TYPE, "application/json")], s).into_response()
+}
+
+async fn inclusion(State(st): Shared, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let [index, size] = query_u64s(q.as_deref(), ["index", "size"])?;
+    let tree = durable(&st);
+    if size > tree {
+        return Err(ApiError::BadRequest(format!(
+            "size {size} is beyond the tree size {tree}"
+        )));
+    }
+    if index >= size {
+        return Err(ApiError::BadRequest(format!(
+            "index {index} must be below size {size}"
+        )));
+    }
+    let _span = tracing::debug_span!("inclusion_proof", index, size).entered();
+    let proof = prove_inclusion(index, size, &StoreNodes::new(st.store.as_ref(), size))
+        .map_err(internal)?;
+    st.metrics.proofs.fetch_add(1, Ordering::Relaxed);
+    Ok(proof_json(
+        format!("{{\"index\":{index},\"size\":{size}"),
+        &proof,
+    ))
+}
+
+async fn consistency(State(st): Shared, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let [from, to] = query_u64s(q.as_deref(), ["from", "to"])?;
+    let tree = durable(&st);
+    if to > tree {
+        return Err(ApiError::BadRequest(format!(
+            "to {to} is beyond the tree size {tree}"
+        )));
+    }
+    if from > to {
+        return Err(ApiError::BadRequest(format!(
+            "from {from} must not be larger than to {to}"
+        )));
+    }
+    let _span = tracing::debug_span!("consistency_proof", from, to).entered();
+    let proof =
+        prove_consistency(from, to, &StoreNodes::new(st.store.as_ref(), to)).map_err(internal)?;
+    st.metrics.proofs.fetch_add(1, Ordering::Relaxed);
+    Ok(proof_json(format!("{{\"from\":{from},\"to\":{to}"), &proof))
+}
+
+async fn entry(
+    State(st): Shared,
+    Path(index): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !st.public_entries {
+        auth(&st, &headers, Scope::Read)?;
+    }
+    let index = vellum_spec::checkpoint::parse_canonical_u64(&index).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "entry index {index:?} is not a non-negative integer"
+        ))
+    })?;
+    let size = durable(&st);
+    if index >= size {
+        return Err(ApiError::NotFound(format!(
+            "index {index} is not below the tree size {size}"
+        )));
+    }
+    let leaf = st
+        .store
+        .entry(index)
+        .map_err(internal)?
+        .ok_or_else(|| internal(format!("entry {index} missing from storage")))?;
+    let leaf_str = std::str::from_utf8(&leaf).map_err(internal)?;
+    let body = format!(
+        "{{\"index\":{index},\"leaf_hash\":\"{}\",\"event\":{leaf_str}}}",
+        leaf_hash(&leaf).to_base64()
+    );
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn healthz(State(st): Shared) -> Response {
+    let failed = st.seq.failed.load(Ordering::Acquire);
+    let body = json!({
+        "status": if failed { "failed" } else { "ok" },
+        "tree_size": durable(&st),
+        "checkpoint_size": st.checkpoints.current().size,
+    });
+    let code = if failed {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(st): Shared) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
+}

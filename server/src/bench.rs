@@ -1,0 +1,448 @@
+//! `vellum bench`: a load generator that drives a real log over HTTP on
+//! loopback and prints medians. By default it starts its own log (this
+//! same binary) in a temporary directory, so that it can read the log's
+//! resident memory too.
+//!
+//! Phases: durable appends/s with batches and with single-event requests,
+//! append-to-checkpoint latency, inclusion proofs/s on a large log, and
+//! resident memory as the log grows.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Flags of `vellum bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Log to drive; when absent, start one in a temporary directory.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Token for --url (append scope).
+    #[arg(long, env = "VELLUM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seconds per throughput phase.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrent clients for the batched phase.
+    #[arg(long, default_value_t = 4)]
+    pub batch_clients: usize,
+    /// Events per request in the batched phase.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Concurrent clients for single-event requests and proofs.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Approximate size in bytes of each generated event.
+    #[arg(long, default_value_t = 500)]
+    pub event_bytes: usize,
+    /// Log size to reach before measuring proofs/s.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub proof_entries: u64,
+    /// Log sizes at which to read the log's resident memory (own log only).
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    pub rss_at: Vec<u64>,
+    /// Latency samples for append-to-checkpoint.
+    #[arg(long, default_value_t = 200)]
+    pub latency_samples: usize,
+    /// Data directory for the started log [default: a new temporary one].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+struct OwnLog {
+    child: Child,
+    dir: PathBuf,
+    remove: bool,
+}
+
+impl Drop for OwnLog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn start_log(data: Option<PathBuf>) -> Result<(OwnLog, String, String), String> {
+    let (dir, remove) = match data {
+        Some(d) => (d, false),
+        None => (
+            std::env::temp_dir().join(format!("vellum-bench-{}", std::process::id())),
+            true,
+        ),
+    };
+    let port = free_port()?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let child = Command::new(exe)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting the log: {e}"))?;
+    let own = OwnLog { child, dir, remove };
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(t) = std::fs::read_to_string(own.dir.join("gateway.token")) {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok((own, url, t.trim().to_string()));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("the log did not start within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn event(i: usize, bytes: usize) -> serde_json::Value {
+    let pad = bytes.saturating_sub(330);
+    serde_json::json!({
+        "ts": "2026-06-20T14:07:31.120Z",
+        "agent": format!("agent-{}", i % 17),
+        "session": format!("sess-{}", i % 101),
+        "principal": "svc-payments@corp.example",
+        "owner": "payments-oncall",
+        "tool": "stripe.refund",
+        "target": "api.stripe.com",
+        "args_hash": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "provenance": "untrusted",
+        "provenance_source": "inbound email",
+        "verdict": "allow",
+        "rule": "refunds-under-100",
+        "risk": 12,
+        "latency_ms": 31,
+        "result": {"status": 200},
+        "attrs": {"pad": "x".repeat(pad)}
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+/// Runs `clients` loops of `op` for `secs` seconds; returns the median of
+/// per-second completed-unit counts (the first second is warm-up).
+async fn per_second<F, Fut>(clients: usize, secs: u64, op: F) -> Result<(f64, u64), String>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<u64, String>> + Send,
+{
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let op = Arc::new(op);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (done, stop, op) = (done.clone(), stop.clone(), op.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Relaxed) {
+                let n = op(c).await?;
+                done.fetch_add(n, Relaxed);
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    let mut samples = Vec::new();
+    let mut last = 0;
+    for s in 0..=secs {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = done.load(Relaxed);
+        if s > 0 {
+            samples.push((now - last) as f64);
+        }
+        last = now;
+    }
+    stop.store(true, Relaxed);
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok((median(&mut samples), done.load(Relaxed)))
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &'static [u8],
+) -> Result<u64, String> {
+    let r = http
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status() == 503 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        return Ok(0);
+    }
+    if !r.status().is_success() {
+        return Err(format!(
+            "append: HTTP {}: {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        ));
+    }
+    let text = r.bytes().await.map_err(|e| e.to_string())?;
+    Ok(text.windows(8).filter(|w| w == b"\"index\":").count() as u64)
+}
+
+async fn checkpoint_size(http: &reqwest::Client, url: &str) -> Result<u64, String> {
+    let t = http
+        .get(format!("{url}/checkpoint"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    t.lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(|| format!("bad checkpoint: {t:?}"))
+}
+
+async fn fill_to(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    target: u64,
+    body: &'static [u8],
+    clients: usize,
+) -> Result<(), String> {
+    let ev_url = format!("{url}/v1/events");
+    let mut last_print = Instant::now();
+    loop {
+        let size = checkpoint_size(http, url).await?;
+        if size >= target {
+            return Ok(());
+        }
+        if last_print.elapsed() > Duration::from_secs(10) {
+            eprintln!("  ... {size} entries");
+            last_print = Instant::now();
+        }
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (http, u, t) = (http.clone(), ev_url.clone(), token.to_string());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..20 {
+                    post(&http, &u, &t, body).await?;
+                }
+                Ok::<(), String>(())
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| e.to_string())??;
+        }
+    }
+}
+
+/// Runs the benchmark.
+pub fn run(a: BenchArgs) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(run_async(a))
+}
+
+async fn run_async(a: BenchArgs) -> Result<(), String> {
+    let (own, url, token) = match &a.url {
+        Some(u) => (
+            None,
+            u.trim_end_matches('/').to_string(),
+            a.token
+                .clone()
+                .ok_or("--url needs --token or VELLUM_TOKEN")?,
+        ),
+        None => {
+            let (own, url, token) = start_log(a.data.clone())?;
+            (Some(own), url, token)
+        }
+    };
+    let pid = own.as_ref().map(|o| o.child.id());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let batch_body: &'static [u8] = Box::leak(
+        serde_json::to_vec(
+            &(0..a.batch)
+                .map(|i| event(i, a.event_bytes))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| e.to_string())?
+        .into_boxed_slice(),
+    );
+    let single_body: &'static [u8] = Box::leak(
+        serde_json::to_vec(&event(0, a.event_bytes))
+            .map_err(|e| e.to_string())?
+            .into_boxed_slice(),
+    );
+    println!(
+        "vellum bench: {url}, {} s per phase, events of ~{} bytes",
+        a.seconds,
+        batch_body.len() / a.batch
+    );
+    let ev_url = format!("{url}/v1/events");
+
+    // 1. Batched appends.
+    let (h, u, t) = (http.clone(), ev_url.clone(), token.clone());
+    let (batched, _) = per_second(a.batch_clients, a.seconds, move |_| {
+        let (h, u, t) = (h.clone(), u.clone(), t.clone());
+        async move { post(&h, &u, &t, batch_body).await }
+    })
+    .await?;
+    println!(
+        "durable appends/s, {}-event batches, {} clients: median {:.0}",
+        a.batch, a.batch_clients, batched
+    );
+
+    // 2. Single-event requests.
+    let (h, u, t) = (http.clone(), ev_url.clone(), token.clone());
+    let (single, _) = per_second(a.clients, a.seconds, move |_| {
+        let (h, u, t) = (h.clone(), u.clone(), t.clone());
+        async move { post(&h, &u, &t, single_body).await }
+    })
+    .await?;
+    println!(
+        "durable appends/s, single-event requests, {} clients: median {:.0}",
+        a.clients, single
+    );
+
+    // 3. Append acknowledged -> covered by a published checkpoint, under a
+    // background load of batched appends.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut bg = Vec::new();
+    for _ in 0..2 {
+        let (h, u, t, stop) = (http.clone(), ev_url.clone(), token.clone(), stop.clone());
+        bg.push(tokio::spawn(async move {
+            while !stop.load(Relaxed) {
+                post(&h, &u, &t, batch_body).await?;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    let mut lat = Vec::new();
+    for i in 0..a.latency_samples {
+        let r = http
+            .post(&ev_url)
+            .bearer_auth(&token)
+            .body(single_body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let acked = Instant::now();
+        let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+        let index = v["entries"][0]["index"]
+            .as_u64()
+            .ok_or("no index in append response")?;
+        loop {
+            if checkpoint_size(&http, &url).await? > index {
+                lat.push(acked.elapsed().as_secs_f64());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Spread samples over the checkpoint interval.
+        tokio::time::sleep(Duration::from_millis(37 + (i as u64 * 13) % 50)).await;
+    }
+    stop.store(true, Relaxed);
+    for t in bg {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+    println!(
+        "append ack -> in a published checkpoint: p50 {:.0} ms, p99 {:.0} ms ({} samples)",
+        p50 * 1e3,
+        p99 * 1e3,
+        lat.len()
+    );
+
+    // 4. Proofs on a large log, and memory as it grows.
+    let mut targets: Vec<(u64, bool)> = vec![(a.proof_entries, true)];
+    if pid.is_some() {
+        targets.extend(a.rss_at.iter().map(|&n| (n, false)));
+    }
+    targets.sort();
+    let mut proved = false;
+    for (target, _) in targets {
+        eprintln!("filling the log to {target} entries ...");
+        let t0 = Instant::now();
+        fill_to(&http, &url, &token, target, batch_body, a.batch_clients).await?;
+        eprintln!("  reached in {:.0} s", t0.elapsed().as_secs_f64());
+        if let Some(pid) = pid {
+            if a.rss_at.contains(&target) {
+                if let Some(kib) = rss_kib(pid) {
+                    println!(
+                        "resident memory of the log at {target} entries: {:.0} MiB",
+                        kib as f64 / 1024.0
+                    );
+                }
+            }
+        }
+        if target >= a.proof_entries && !proved {
+            proved = true;
+            let size = checkpoint_size(&http, &url).await?;
+            let (h, u) = (http.clone(), url.clone());
+            let (proofs, _) = per_second(a.clients, a.seconds, move |c| {
+                let (h, u) = (h.clone(), u.clone());
+                async move {
+                    let i = (c as u64 * 2_654_435_761 + rand::random::<u32>() as u64) % size;
+                    let r = h
+                        .get(format!("{u}/v1/proof/inclusion?index={i}&size={size}"))
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if !r.status().is_success() {
+                        return Err(format!("proof: HTTP {}", r.status()));
+                    }
+                    r.bytes().await.map_err(|e| e.to_string())?;
+                    Ok(1)
+                }
+            })
+            .await?;
+            println!(
+                "inclusion proofs/s on a log of {size} entries, {} clients: median {:.0}",
+                a.clients, proofs
+            );
+        }
+    }
+    drop(own);
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! `vellum serve` settings: command-line flags, `VELLUM_*` environment
+//! variables, or a TOML file (`--config`), in that order of precedence,
+//! over defaults that let `vellum serve` run alone.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Parses durations written like `200ms`, `1s`, `1.5s`, `2m` or `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("duration {s:?} needs a unit: ms, s, m or h"))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("duration {s:?}: {num:?} is not a number"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("duration {s:?}: unit must be ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 86400.0 * 365.0 {
+        return Err(format!("duration {s:?} must be positive and under a year"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Flags of `vellum serve` (each also read from its environment variable).
+#[derive(clap::Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (flags and env win).
+    #[arg(long, env = "VELLUM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./vellum-data].
+    #[arg(long, env = "VELLUM_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7380].
+    #[arg(long, env = "VELLUM_LISTEN")]
+    pub listen: Option<String>,
+    /// Log origin and key name, set on first start [default: localhost/vellum].
+    #[arg(long, env = "VELLUM_ORIGIN")]
+    pub origin: Option<String>,
+    /// How often to sign a checkpoint when the tree grew, e.g. 200ms, 1s [default: 1s].
+    #[arg(long, env = "VELLUM_CHECKPOINT_INTERVAL", value_parser = parse_duration)]
+    pub checkpoint_interval: Option<Duration>,
+    /// Serve entries (bundles and /v1/entries) without a token, for public logs.
+    #[arg(long, env = "VELLUM_PUBLIC_ENTRIES", num_args = 0..=1, default_missing_value = "true")]
+    pub public_entries: Option<bool>,
+    /// Most events in one append request [default: 1000].
+    #[arg(long, env = "VELLUM_MAX_BATCH")]
+    pub max_batch: Option<usize>,
+    /// Append requests that may wait for the sequencer before 503s [default: 4096].
+    #[arg(long, env = "VELLUM_QUEUE")]
+    pub queue: Option<usize>,
+    /// Storage page cache in MiB [default: 256].
+    #[arg(long, env = "VELLUM_CACHE_MB")]
+    pub cache_mb: Option<u64>,
+    /// Write logs as JSON lines.
+    #[arg(long, env = "VELLUM_LOG_JSON", num_args = 0..=1, default_missing_value = "true")]
+    pub log_json: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data: Option<PathBuf>,
+    listen: Option<String>,
+    origin: Option<String>,
+    checkpoint_interval: Option<String>,
+    public_entries: Option<bool>,
+    max_batch: Option<usize>,
+    queue: Option<usize>,
+    cache_mb: Option<u64>,
+    log_json: Option<bool>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory.
+    pub data: PathBuf,
+    /// Listen address.
+    pub listen: String,
+    /// Origin for a new log (an existing log keeps its own).
+    pub origin: Option<String>,
+    /// Checkpoint interval.
+    pub checkpoint_interval: Duration,
+    /// Entries readable without a token.
+    pub public_entries: bool,
+    /// Events per request limit.
+    pub max_batch: usize,
+    /// Queue length.
+    pub queue: usize,
+    /// Storage cache in bytes.
+    pub cache_bytes: u64,
+    /// JSON logs.
+    pub log_json: bool,
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl Config {
+    /// Merges flags and environment over the TOML file over defaults.
+    pub fn resolve(a: ServeArgs) -> Result<Config, String> {
+        let f = match &a.config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let interval = match (a.checkpoint_interval, f.checkpoint_interval) {
+            (Some(d), _) => d,
+            (None, Some(s)) => {
+                parse_duration(&s).map_err(|e| format!("checkpoint_interval: {e}"))?
+            }
+            (None, None) => Duration::from_secs(1),
+        };
+        let max_batch = a.max_batch.or(f.max_batch).unwrap_or(1000);
+        if max_batch == 0 || max_batch > 100_000 {
+            return Err("max_batch must be between 1 and 100000".into());
+        }
+        Ok(Config {
+            data: a
+                .data
+                .or(f.data)
+                .unwrap_or_else(|| PathBuf::from("vellum-data")),
+            listen: a
+                .listen
+                .or(f.listen)
+                .unwrap_or_else(|| "127.0.0.1:7380".into()),
+            origin: a.origin.or(f.origin),
+            checkpoint_interval: interval,
+            public_entries: a.public_entries.or(f.public_entries).unwrap_or(false),
+            max_batch,
+            queue: a.queue.or(f.queue).unwrap_or(4096).max(1),
+            cache_bytes: a.cache_mb.or(f.cache_mb).unwrap_or(256) << 20,
+            log_json: a.log_json.or(f.log_json).unwrap_or(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["1", "s", "1x", "0s", "-1s", ""] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_over_file_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("vellum-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("v.toml");
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:1\"\ncheckpoint_interval = \"250ms\"\nmax_batch = 7\n",
+        )
+        .unwrap();
+        let c = Config::resolve(ServeArgs {
+            config: Some(p.clone()),
+            max_batch: Some(9),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:1");
+        assert_eq!(c.checkpoint_interval, Duration::from_millis(250));
+        assert_eq!(c.max_batch, 9);
+        assert_eq!(c.data, PathBuf::from("vellum-data"));
+        std::fs::write(&p, "listne = \"x\"\n").unwrap();
+        let e = Config::resolve(ServeArgs {
+            config: Some(p),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("listne"), "{e}");
+    }
+}

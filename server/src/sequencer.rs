@@ -1,0 +1,204 @@
+//! The sequencer: one thread that takes append requests from a queue,
+//! assigns indexes, extends the tree's tiles and commits everything that
+//! arrived meanwhile with one atomic write and one fsync (group commit).
+//! A request is answered only after its entries are durable.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use vellum_spec::hash::{leaf_hash, Hash};
+
+use crate::metrics::Metrics;
+use crate::store::{CommitBatch, LogStore, StoreError};
+use crate::tree::TreeEdge;
+
+/// Most entries one group commit takes before it writes.
+pub const MAX_COMMIT_ENTRIES: usize = 20_000;
+
+/// One event ready to log.
+pub struct AppendItem {
+    /// The event's ID (sent or assigned).
+    pub event_id: String,
+    /// Canonical leaf bytes.
+    pub leaf: Vec<u8>,
+    /// SHA-256(0x00 || leaf), computed by the request handler.
+    pub leaf_hash: Hash,
+}
+
+/// The outcome for one event of a request.
+#[derive(Clone, Debug)]
+pub struct Appended {
+    /// Leaf index.
+    pub index: u64,
+    /// Leaf hash of the entry at that index.
+    pub leaf_hash: Hash,
+    /// The event's ID.
+    pub event_id: String,
+    /// True when this gateway had already logged that event_id.
+    pub duplicate: bool,
+}
+
+/// One append request in the queue.
+pub struct AppendJob {
+    /// Name of the authenticated token (the `gateway` field).
+    pub gateway: Arc<str>,
+    /// Events in request order.
+    pub items: Vec<AppendItem>,
+    /// When the request entered the queue.
+    pub enqueued: Instant,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Result<Vec<Appended>, String>>,
+}
+
+/// Shared view of the sequencer's progress.
+pub struct SeqState {
+    /// Entries durable and integrated into stored tiles.
+    pub durable_size: AtomicU64,
+    /// Set when storage failed; the log stops accepting appends.
+    pub failed: AtomicBool,
+}
+
+/// Starts the sequencer thread for `store`, resuming from its stored size.
+pub fn start(
+    store: Arc<dyn LogStore>,
+    metrics: Arc<Metrics>,
+    queue: usize,
+) -> Result<(mpsc::Sender<AppendJob>, Arc<SeqState>), StoreError> {
+    let size = store.size()?;
+    let edge = TreeEdge::load(store.as_ref(), size)?;
+    let state = Arc::new(SeqState {
+        durable_size: AtomicU64::new(size),
+        failed: AtomicBool::new(false),
+    });
+    metrics.tree_size.store(size, Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel(queue);
+    let st = state.clone();
+    std::thread::Builder::new()
+        .name("vellum-sequencer".into())
+        .spawn(move || run(store, edge, rx, st, metrics))
+        .map_err(|e| StoreError::Backend(format!("spawning sequencer: {e}")))?;
+    Ok((tx, state))
+}
+
+fn run(
+    store: Arc<dyn LogStore>,
+    mut edge: TreeEdge,
+    mut rx: mpsc::Receiver<AppendJob>,
+    state: Arc<SeqState>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut n = first.items.len();
+        let mut jobs = vec![first];
+        while n < MAX_COMMIT_ENTRIES {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.items.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let span = tracing::debug_span!("group_commit", jobs = jobs.len(), entries = n);
+        let _g = span.enter();
+        match commit(store.as_ref(), &mut edge, &jobs, &metrics) {
+            Ok(results) => {
+                state.durable_size.store(edge.size(), Ordering::Release);
+                metrics.tree_size.store(edge.size(), Ordering::Relaxed);
+                for (job, res) in jobs.into_iter().zip(results) {
+                    metrics
+                        .integration_seconds
+                        .observe(job.enqueued.elapsed().as_secs_f64());
+                    let _ = job.reply.send(Ok(res));
+                }
+            }
+            Err(e) => {
+                // The tree edge may be ahead of storage now: stop appending.
+                tracing::error!(error = %e, "group commit failed; the log stops accepting appends until restarted");
+                state.failed.store(true, Ordering::Release);
+                for job in jobs {
+                    let _ = job.reply.send(Err(e.to_string()));
+                }
+                while let Some(job) = rx.blocking_recv() {
+                    let _ = job
+                        .reply
+                        .send(Err("log storage failed; restart required".into()));
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn commit(
+    store: &dyn LogStore,
+    edge: &mut TreeEdge,
+    jobs: &[AppendJob],
+    metrics: &Metrics,
+) -> Result<Vec<Vec<Appended>>, StoreError> {
+    let mut batch = CommitBatch::default();
+    let mut leaves = Vec::new();
+    let mut pending: HashMap<(&str, &str), (u64, Hash)> = HashMap::new();
+    let mut next = edge.size();
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut dups = 0u64;
+    for job in jobs {
+        let mut out = Vec::with_capacity(job.items.len());
+        for item in &job.items {
+            let key = (&*job.gateway, item.event_id.as_str());
+            let earlier = match pending.get(&key) {
+                Some(&(i, h)) => Some((i, h)),
+                None => match store.dedup(&job.gateway, &item.event_id)? {
+                    Some(i) => {
+                        let leaf = store.entry(i)?.ok_or_else(|| {
+                            StoreError::Corrupt(format!("dedup points at missing entry {i}"))
+                        })?;
+                        Some((i, leaf_hash(&leaf)))
+                    }
+                    None => None,
+                },
+            };
+            if let Some((index, h)) = earlier {
+                dups += 1;
+                out.push(Appended {
+                    index,
+                    leaf_hash: h,
+                    event_id: item.event_id.clone(),
+                    duplicate: true,
+                });
+                continue;
+            }
+            pending.insert(key, (next, item.leaf_hash));
+            batch.entries.push((next, item.leaf.clone()));
+            batch
+                .dedup
+                .push(((job.gateway.to_string(), item.event_id.clone()), next));
+            leaves.push(item.leaf_hash);
+            out.push(Appended {
+                index: next,
+                leaf_hash: item.leaf_hash,
+                event_id: item.event_id.clone(),
+                duplicate: false,
+            });
+            next += 1;
+        }
+        results.push(out);
+    }
+    if !leaves.is_empty() {
+        batch.tiles = edge.append(&leaves);
+        batch.new_size = edge.size();
+        store.commit(&batch)?;
+        let t = Instant::now();
+        store.sync()?;
+        metrics.fsync_seconds.observe(t.elapsed().as_secs_f64());
+        metrics.commit_entries.observe(leaves.len() as f64);
+    }
+    metrics
+        .appended
+        .fetch_add(leaves.len() as u64, Ordering::Relaxed);
+    metrics.duplicates.fetch_add(dups, Ordering::Relaxed);
+    Ok(results)
+}

@@ -1,0 +1,191 @@
+//! The storage interface of the log, and its sled implementation.
+//!
+//! Everything a sequenced batch changes (entries, tiles, dedup keys, the
+//! tree size) is written in one atomic commit and made durable by one
+//! `sync`; readers never see more than the log has acknowledged because
+//! the server bounds every read by the durable size it tracks.
+
+use std::path::Path;
+
+/// Storage failures. The message never contains entry contents or secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The embedded database failed.
+    #[error("storage: {0}")]
+    Backend(String),
+    /// Stored data is not what the log wrote.
+    #[error("storage is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// One sequenced batch, applied atomically by [`LogStore::commit`].
+#[derive(Default)]
+pub struct CommitBatch {
+    /// New entries: (index, leaf bytes), in index order.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// Tiles written: ((level, index), stored tile bytes).
+    pub tiles: Vec<((u8, u64), Vec<u8>)>,
+    /// Dedup keys: ((gateway, event_id), index).
+    pub dedup: Vec<((String, String), u64)>,
+    /// Tree size after this batch.
+    pub new_size: u64,
+}
+
+/// What the log needs from a storage backend. Full tiles and entries are
+/// immutable once written, so an object store can implement this too.
+pub trait LogStore: Send + Sync + 'static {
+    /// Applies `batch` atomically (not yet durable).
+    fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
+    /// Makes every earlier commit durable (fsync).
+    fn sync(&self) -> Result<(), StoreError>;
+    /// Tree size of the last commit (0 for a new log).
+    fn size(&self) -> Result<u64, StoreError>;
+    /// The leaf bytes of entry `index`.
+    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Leaf bytes of entries `[start, end)`, in order.
+    fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// The stored bytes of tile (level, index), partial or full.
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The index a gateway's event_id was logged at, if any.
+    fn dedup(&self, gateway: &str, event_id: &str) -> Result<Option<u64>, StoreError>;
+    /// The last stored signed checkpoint.
+    fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores a signed checkpoint durably.
+    fn put_checkpoint(&self, note: &[u8]) -> Result<(), StoreError>;
+}
+
+/// The embedded default backend: one sled tree, keys by prefix.
+pub struct SledStore {
+    db: sled::Db,
+    log: sled::Tree,
+}
+
+const K_SIZE: &[u8] = b"m/size";
+const K_CHECKPOINT: &[u8] = b"m/checkpoint";
+
+fn entry_key(i: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[..2].copy_from_slice(b"e/");
+    k[2..].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+fn tile_key(level: u8, index: u64) -> [u8; 11] {
+    let mut k = [0u8; 11];
+    k[..2].copy_from_slice(b"t/");
+    k[2] = level;
+    k[3..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn dedup_key(gateway: &str, event_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + gateway.len() + event_id.len());
+    k.extend_from_slice(b"d/");
+    k.extend_from_slice(&(gateway.len() as u16).to_be_bytes());
+    k.extend_from_slice(gateway.as_bytes());
+    k.extend_from_slice(event_id.as_bytes());
+    k
+}
+
+fn be_u64(v: &[u8]) -> Result<u64, StoreError> {
+    Ok(u64::from_be_bytes(v.try_into().map_err(|_| {
+        StoreError::Corrupt(format!("expected 8 bytes, found {}", v.len()))
+    })?))
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir` with a bounded page cache.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            // Durability comes from explicit syncs after each group commit.
+            .flush_every_ms(None)
+            .open()?;
+        let log = db.open_tree("log")?;
+        Ok(SledStore { db, log })
+    }
+}
+
+impl LogStore for SledStore {
+    fn commit(&self, b: &CommitBatch) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (i, leaf) in &b.entries {
+            batch.insert(&entry_key(*i)[..], leaf.as_slice());
+        }
+        for ((level, index), data) in &b.tiles {
+            batch.insert(&tile_key(*level, *index)[..], data.as_slice());
+        }
+        for ((gw, id), index) in &b.dedup {
+            batch.insert(dedup_key(gw, id), &index.to_be_bytes()[..]);
+        }
+        batch.insert(K_SIZE, &b.new_size.to_be_bytes()[..]);
+        self.log.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn size(&self) -> Result<u64, StoreError> {
+        match self.log.get(K_SIZE)? {
+            Some(v) => be_u64(&v),
+            None => Ok(0),
+        }
+    }
+
+    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.log.get(entry_key(index))?.map(|v| v.to_vec()))
+    }
+
+    fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::with_capacity((end - start) as usize);
+        for (n, kv) in self.log.range(entry_key(start)..entry_key(end)).enumerate() {
+            let (k, v) = kv?;
+            if be_u64(&k[2..])? != start + n as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "entry {} is missing",
+                    start + n as u64
+                )));
+            }
+            out.push(v.to_vec());
+        }
+        if out.len() as u64 != end - start {
+            return Err(StoreError::Corrupt(format!(
+                "entries {start}..{end}: found {}",
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.log.get(tile_key(level, index))?.map(|v| v.to_vec()))
+    }
+
+    fn dedup(&self, gateway: &str, event_id: &str) -> Result<Option<u64>, StoreError> {
+        match self.log.get(dedup_key(gateway, event_id))? {
+            Some(v) => Ok(Some(be_u64(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.log.get(K_CHECKPOINT)?.map(|v| v.to_vec()))
+    }
+
+    fn put_checkpoint(&self, note: &[u8]) -> Result<(), StoreError> {
+        self.log.insert(K_CHECKPOINT, note)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}

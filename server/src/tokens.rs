@@ -1,0 +1,333 @@
+//! Bearer tokens: generated with 256 bits of randomness, stored only as
+//! SHA-256 hashes in `DIR/tokens.json` (mode 0600), each with scopes.
+//! The server reloads the file when it changes, so `vellum token add` and
+//! `vellum token revoke` take effect on a running log.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::secrets;
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// `POST /v1/events`.
+    Append,
+    /// Entry bundles and `/v1/entries`.
+    Read,
+}
+
+impl Scope {
+    /// Parses `append` or `read`.
+    pub fn parse(s: &str) -> Result<Scope, TokenError> {
+        match s.trim() {
+            "append" => Ok(Scope::Append),
+            "read" => Ok(Scope::Read),
+            other => Err(TokenError::BadScope(other.to_string())),
+        }
+    }
+
+    /// The scope's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Append => "append",
+            Scope::Read => "read",
+        }
+    }
+}
+
+/// One stored token: its name, the hash of its secret and its scopes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Token name; appended events carry it as `gateway`.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the token string.
+    pub sha256: String,
+    /// Granted scopes.
+    pub scopes: Vec<Scope>,
+    /// When it was created (RFC 3339).
+    pub created: String,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct TokenFile {
+    tokens: Vec<TokenRecord>,
+}
+
+/// Token management and authentication failures.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The token file could not be read or written.
+    #[error("token file {path}: {err}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        err: String,
+    },
+    /// A token name breaks the naming rule.
+    #[error("token name {0:?} must be 1-64 characters of A-Z a-z 0-9 . _ -")]
+    BadName(String),
+    /// An unknown scope was asked for.
+    #[error("unknown scope {0:?}; scopes are append and read")]
+    BadScope(String),
+    /// `token add` for a name in use.
+    #[error("a token named {0:?} exists; revoke it first")]
+    Exists(String),
+    /// `token revoke` for a name not in use.
+    #[error("no token named {0:?}")]
+    NotFound(String),
+}
+
+/// The file that holds token hashes in a data directory.
+pub fn token_file(dir: &Path) -> PathBuf {
+    dir.join("tokens.json")
+}
+
+fn hash_token(token: &str) -> [u8; 32] {
+    vellum_spec::hash::sha256(token.as_bytes())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Whether `name` is a valid token name.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+fn load(path: &Path) -> Result<TokenFile, TokenError> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| TokenError::Io {
+            path: path.into(),
+            err: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TokenFile::default()),
+        Err(e) => Err(TokenError::Io {
+            path: path.into(),
+            err: e.to_string(),
+        }),
+    }
+}
+
+fn save(path: &Path, f: &TokenFile) -> Result<(), TokenError> {
+    let mut body = serde_json::to_vec_pretty(f).map_err(|e| TokenError::Io {
+        path: path.into(),
+        err: e.to_string(),
+    })?;
+    body.push(b'\n');
+    secrets::replace_file(path, &body, 0o600).map_err(|e| TokenError::Io {
+        path: path.into(),
+        err: e.to_string(),
+    })
+}
+
+/// Creates a token, stores its hash, and returns the secret (shown once).
+pub fn add(dir: &Path, name: &str, scopes: &[Scope]) -> Result<String, TokenError> {
+    if !valid_name(name) {
+        return Err(TokenError::BadName(name.into()));
+    }
+    let path = token_file(dir);
+    let mut f = load(&path)?;
+    if f.tokens.iter().any(|t| t.name == name) {
+        return Err(TokenError::Exists(name.into()));
+    }
+    let secret = secrets::random32().map_err(|e| TokenError::Io {
+        path: path.clone(),
+        err: e.to_string(),
+    })?;
+    let token = format!("vlm_{}", URL_SAFE_NO_PAD.encode(secret));
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let mut scopes = scopes.to_vec();
+    scopes.dedup();
+    f.tokens.push(TokenRecord {
+        name: name.into(),
+        sha256: hex(&hash_token(&token)),
+        scopes,
+        created: vellum_spec::time::format_millis(now),
+    });
+    save(&path, &f)?;
+    Ok(token)
+}
+
+/// Lists stored tokens (names, scopes, creation times; never secrets).
+pub fn list(dir: &Path) -> Result<Vec<TokenRecord>, TokenError> {
+    Ok(load(&token_file(dir))?.tokens)
+}
+
+/// Removes a token; a running log refuses it within a second.
+pub fn revoke(dir: &Path, name: &str) -> Result<(), TokenError> {
+    let path = token_file(dir);
+    let mut f = load(&path)?;
+    let before = f.tokens.len();
+    f.tokens.retain(|t| t.name != name);
+    if f.tokens.len() == before {
+        return Err(TokenError::NotFound(name.into()));
+    }
+    save(&path, &f)
+}
+
+/// An authenticated caller.
+#[derive(Debug)]
+pub struct Principal {
+    /// Token name.
+    pub name: Arc<str>,
+    /// Granted scopes.
+    pub scopes: Vec<Scope>,
+}
+
+/// Why a request was not authorized.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("missing Authorization: Bearer <token> header")]
+    Missing,
+    /// The token is not known (never issued, or revoked).
+    #[error("unknown or revoked token")]
+    Unknown,
+    /// The token lacks the scope.
+    #[error("token {name:?} lacks the {scope} scope")]
+    Scope {
+        /// Token name.
+        name: String,
+        /// The missing scope.
+        scope: &'static str,
+    },
+}
+
+struct Loaded {
+    stamp: Option<(SystemTime, u64)>,
+    by_hash: HashMap<[u8; 32], Arc<Principal>>,
+}
+
+/// The server's view of `tokens.json`, reloaded when the file changes.
+pub struct TokenStore {
+    path: PathBuf,
+    loaded: RwLock<Loaded>,
+    last_stat: Mutex<Instant>,
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+fn index(f: TokenFile) -> HashMap<[u8; 32], Arc<Principal>> {
+    let mut by_hash = HashMap::new();
+    for t in f.tokens {
+        let mut h = [0u8; 32];
+        if t.sha256.len() != 64 {
+            continue;
+        }
+        for (i, b) in h.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&t.sha256[2 * i..2 * i + 2], 16).unwrap_or(0);
+        }
+        by_hash.insert(
+            h,
+            Arc::new(Principal {
+                name: t.name.into(),
+                scopes: t.scopes,
+            }),
+        );
+    }
+    by_hash
+}
+
+impl TokenStore {
+    /// Loads the tokens of data directory `dir`.
+    pub fn open(dir: &Path) -> Result<TokenStore, TokenError> {
+        let path = token_file(dir);
+        let s = stamp(&path);
+        let f = load(&path)?;
+        Ok(TokenStore {
+            path,
+            loaded: RwLock::new(Loaded {
+                stamp: s,
+                by_hash: index(f),
+            }),
+            last_stat: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Re-reads the file if it changed since the last load.
+    pub fn refresh(&self) {
+        let s = stamp(&self.path);
+        let unchanged = self.loaded.read().map(|l| l.stamp == s).unwrap_or(false);
+        if unchanged {
+            return;
+        }
+        match load(&self.path) {
+            Ok(f) => {
+                if let Ok(mut l) = self.loaded.write() {
+                    *l = Loaded {
+                        stamp: s,
+                        by_hash: index(f),
+                    };
+                    tracing::info!(tokens = l.by_hash.len(), "reloaded tokens");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "keeping the previous tokens"),
+        }
+    }
+
+    fn lookup(&self, token: &str) -> Option<Arc<Principal>> {
+        let h = hash_token(token);
+        self.loaded.read().ok()?.by_hash.get(&h).cloned()
+    }
+
+    /// Authenticates an `Authorization` header value for `scope`.
+    pub fn authorize(
+        &self,
+        header: Option<&str>,
+        scope: Scope,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let token = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        let p = match self.lookup(token) {
+            Some(p) => p,
+            None => {
+                // A token added a moment ago: re-check the file, at most
+                // once per 100 ms so bad tokens cannot make us spin on I/O.
+                let due = self
+                    .last_stat
+                    .lock()
+                    .map(|mut t| {
+                        let due = t.elapsed().as_millis() >= 100;
+                        if due {
+                            *t = Instant::now();
+                        }
+                        due
+                    })
+                    .unwrap_or(false);
+                if due {
+                    self.refresh();
+                }
+                self.lookup(token).ok_or(AuthError::Unknown)?
+            }
+        };
+        if !p.scopes.contains(&scope) {
+            return Err(AuthError::Scope {
+                name: p.name.to_string(),
+                scope: scope.name(),
+            });
+        }
+        Ok(p)
+    }
+}
