@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -218,7 +218,6 @@ struct Loaded {
 pub struct TokenStore {
     path: PathBuf,
     loaded: RwLock<Loaded>,
-    last_stat: Mutex<Instant>,
 }
 
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
@@ -259,7 +258,6 @@ impl TokenStore {
                 stamp: s,
                 by_hash: index(f),
             }),
-            last_stat: Mutex::new(Instant::now()),
         })
     }
 
@@ -303,22 +301,8 @@ impl TokenStore {
         let p = match self.lookup(token) {
             Some(p) => p,
             None => {
-                // A token added a moment ago: re-check the file, at most
-                // once per 100 ms so bad tokens cannot make us spin on I/O.
-                let due = self
-                    .last_stat
-                    .lock()
-                    .map(|mut t| {
-                        let due = t.elapsed().as_millis() >= 100;
-                        if due {
-                            *t = Instant::now();
-                        }
-                        due
-                    })
-                    .unwrap_or(false);
-                if due {
-                    self.refresh();
-                }
+                // Perhaps a token added a moment ago: one stat() tells.
+                self.refresh();
                 self.lookup(token).ok_or(AuthError::Unknown)?
             }
         };

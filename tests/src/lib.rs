@@ -1,0 +1,332 @@
+//! Harness for integration tests: builds the real binaries once, starts a
+//! log on a free loopback port in a temporary directory, and offers a
+//! small blocking client and an independent tile-based tree checker.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde_json::Value;
+use vellum_spec::hash::{leaf_hash, Hash};
+use vellum_spec::merkle::{NodeId, NodeReader, ProofError};
+use vellum_spec::note::{Note, VerifierKey};
+use vellum_spec::tile::{self, TileId};
+use vellum_spec::Checkpoint;
+
+/// Path of a workspace binary, built once per test process.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        // Test executables live in target/<profile>/deps.
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>");
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--quiet", "--bins", "--workspace"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("running cargo build");
+        assert!(st.success(), "cargo build of the binaries failed");
+        profile_dir.to_path_buf()
+    });
+    dir.join(name)
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `vellum serve` in its own data directory.
+pub struct Log {
+    /// The child process.
+    pub child: Option<Child>,
+    /// Data directory (deleted with the Log).
+    pub dir: tempfile::TempDir,
+    /// Port it listens on.
+    pub port: u16,
+    /// Extra flags given to `serve`.
+    pub args: Vec<String>,
+    /// HTTP client.
+    pub http: reqwest::blocking::Client,
+}
+
+impl Log {
+    /// Starts a new log with a 100 ms checkpoint interval plus `args`.
+    pub fn start(args: &[&str]) -> Log {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log {
+            child: None,
+            dir,
+            port: free_port(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        log.spawn();
+        log
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// (Re)starts the process and waits until it answers.
+    pub fn spawn(&mut self) {
+        let mut cmd = Command::new(bin("vellum"));
+        cmd.args(["serve", "--data"])
+            .arg(self.dir.path())
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args([
+                "--checkpoint-interval",
+                "100ms",
+                "--origin",
+                "test.example/log",
+            ])
+            .args(&self.args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        self.child = Some(cmd.spawn().expect("starting vellum"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.http.get(format!("{}/healthz", self.url())).send() {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("vellum did not become healthy within 30 s");
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The default token created on first start.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// The log's verifier key.
+    pub fn vkey(&self) -> VerifierKey {
+        VerifierKey::parse(
+            std::fs::read_to_string(self.dir.path().join("log.vkey"))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap()
+    }
+
+    /// POSTs a raw body to /v1/events; returns (status, body).
+    pub fn post_events(
+        &self,
+        token: Option<&str>,
+        body: impl Into<reqwest::blocking::Body>,
+    ) -> (u16, String) {
+        let mut r = self
+            .http
+            .post(format!("{}/v1/events", self.url()))
+            .body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    }
+
+    /// GET returning (status, body bytes).
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+        let mut r = self.http.get(format!("{}{path}", self.url()));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().unwrap();
+        (resp.status().as_u16(), resp.bytes().unwrap().to_vec())
+    }
+
+    /// GET a JSON document, asserting 200.
+    pub fn get_json(&self, path: &str, token: Option<&str>) -> Value {
+        let (s, b) = self.get(path, token);
+        assert_eq!(s, 200, "GET {path}: {}", String::from_utf8_lossy(&b));
+        serde_json::from_slice(&b).unwrap()
+    }
+
+    /// Fetches and verifies the checkpoint with the log key.
+    pub fn checkpoint(&self) -> (Checkpoint, Vec<u8>) {
+        let (s, b) = self.get("/checkpoint", None);
+        assert_eq!(s, 200);
+        let note = Note::parse(&b).unwrap();
+        note.verify(&[self.vkey()]).expect("checkpoint signature");
+        (Checkpoint::parse(&note.text).unwrap(), b)
+    }
+
+    /// Waits until the published checkpoint covers at least `size` entries.
+    pub fn wait_checkpoint(&self, size: u64) -> Checkpoint {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (cp, _) = self.checkpoint();
+            if cp.size >= size {
+                return cp;
+            }
+            assert!(Instant::now() < deadline, "checkpoint stuck at {}", cp.size);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Durable tree size from /healthz.
+    pub fn tree_size(&self) -> u64 {
+        self.get_json("/healthz", None)["tree_size"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A schema-valid event with a given agent and optional event_id.
+pub fn event(agent: &str, id: Option<&str>) -> Value {
+    let mut v = serde_json::json!({
+        "ts": "2026-06-20T14:07:31.120Z", "agent": agent, "principal": "svc@corp.example",
+        "owner": "team-a", "tool": "db.query", "verdict": "allow", "session": "s1",
+        "args_hash": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "risk": 5, "result": {"status": 200}
+    });
+    if let Some(id) = id {
+        v["event_id"] = Value::String(id.into());
+    }
+    v
+}
+
+/// Decodes a base64 hash field.
+pub fn hash_field(v: &Value) -> Hash {
+    Hash::from_base64(v.as_str().expect("hash string")).unwrap()
+}
+
+/// Decodes a proof array.
+pub fn proof_field(v: &Value) -> Vec<Hash> {
+    v.as_array().unwrap().iter().map(hash_field).collect()
+}
+
+/// Reads nodes from tiles served over HTTP, computing interior nodes from
+/// tile hashes: an independent check of what the log serves.
+pub struct HttpTiles<'a> {
+    /// The log.
+    pub log: &'a Log,
+    /// Tree size whose tiles to read.
+    pub size: u64,
+}
+
+impl NodeReader for HttpTiles<'_> {
+    fn read_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, ProofError> {
+        nodes
+            .iter()
+            .map(|n| {
+                let (t, off, count) = TileId::for_node(*n, self.size)
+                    .ok_or_else(|| ProofError::Read(format!("node {n:?} beyond size")))?;
+                let (s, b) = self.log.get(&format!("/tile/{}", t.path(false)), None);
+                if s != 200 {
+                    return Err(ProofError::Read(format!(
+                        "tile {}: HTTP {s}",
+                        t.path(false)
+                    )));
+                }
+                let row =
+                    tile::tile_hashes(&b).ok_or_else(|| ProofError::Read("bad tile".into()))?;
+                if row.len() != t.width as usize {
+                    return Err(ProofError::Read("tile width".into()));
+                }
+                Ok(tile::node_in_tile(&row, off, count))
+            })
+            .collect()
+    }
+}
+
+/// Downloads every tile and entry bundle of `size` entries, checks each
+/// entry hashes into its level-0 tile, recomputes every level and checks
+/// every served tile against it; returns the root and the leaves.
+pub fn recompute_from_tiles(log: &Log, size: u64, token: &str) -> (Hash, Vec<Vec<u8>>) {
+    let mut leaves = Vec::new();
+    let mut level_hashes: Vec<Hash> = Vec::new();
+    for t in tile::tiles_for_size(size)
+        .into_iter()
+        .filter(|t| t.level == 0)
+    {
+        let (s, b) = log.get(&format!("/tile/entries/{}", t.path(true)), Some(token));
+        assert_eq!(s, 200, "bundle {}", t.path(true));
+        let entries = tile::parse_bundle(&b).unwrap();
+        assert_eq!(entries.len(), t.width as usize);
+        let (s, h) = log.get(&format!("/tile/{}", t.path(false)), None);
+        assert_eq!(s, 200);
+        let row = tile::tile_hashes(&h).unwrap();
+        for (e, th) in entries.iter().zip(&row) {
+            assert_eq!(leaf_hash(e), *th, "entry hash vs level-0 tile");
+            leaves.push(e.to_vec());
+        }
+        level_hashes.extend(row);
+    }
+    assert_eq!(level_hashes.len() as u64, size);
+    // Recompute every higher tile level and compare with what is served.
+    let mut row = level_hashes.clone();
+    let mut level = 1u8;
+    while row.len() >= 256 {
+        let next: Vec<Hash> = row
+            .chunks_exact(256)
+            .map(vellum_spec::merkle::perfect_root)
+            .collect();
+        for (i, chunk) in next.chunks(256).enumerate() {
+            let id = TileId {
+                level,
+                index: i as u64,
+                width: chunk.len() as u16,
+            };
+            let (s, h) = log.get(&format!("/tile/{}", id.path(false)), None);
+            assert_eq!(s, 200, "tile {}", id.path(false));
+            assert_eq!(
+                tile::tile_hashes(&h).unwrap(),
+                chunk,
+                "tile {}",
+                id.path(false)
+            );
+        }
+        row = next;
+        level += 1;
+    }
+    (vellum_spec::merkle::reference_root(&level_hashes), leaves)
+}
+
+/// Base64 helper for tests.
+pub fn b64(b: &[u8]) -> String {
+    B64.encode(b)
+}
