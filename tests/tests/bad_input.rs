@@ -4,6 +4,9 @@
 use serde_json::{json, Value};
 use vellum_tests::*;
 
+/// (case, token, body, expected status, words the message must contain)
+type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+
 #[test]
 fn bad_input_matrix() {
     let log = Log::start(&["--max-batch", "50"]);
@@ -33,7 +36,7 @@ fn bad_input_matrix() {
     );
 
     let to = |v: &Value| serde_json::to_vec(v).unwrap();
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("no token", None, good.clone(), 401, "Authorization"),
         ("bad token", Some("vlm_notatoken"), good.clone(), 401, "unknown or revoked"),
         ("bad JSON", Some(&token), b"{\"ts\":".to_vec(), 400, "invalid JSON"),
