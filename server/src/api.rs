@@ -17,9 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use vellum_spec::event::{self, EventError};
 use vellum_spec::hash::{leaf_hash, Hash};
 use vellum_spec::merkle::{prove_consistency, prove_inclusion};
-use vellum_spec::tile::{
-    self, parse_entries_path, parse_tile_path, tile_width, TileId, TILE_WIDTH,
-};
+use vellum_spec::tile::{parse_entries_path, parse_tile_path, tile_width, TileId};
 
 use crate::checkpointer::Checkpointer;
 use crate::metrics::Metrics;
@@ -359,16 +357,9 @@ fn hash_tile(st: &AppState, id: TileId) -> Result<Vec<u8>, ApiError> {
 }
 
 fn bundle(st: &AppState, id: TileId) -> Result<Vec<u8>, ApiError> {
-    let start = id.index * TILE_WIDTH;
-    let leaves = st
-        .store
-        .entries(start, start + id.width as u64)
-        .map_err(internal)?;
-    let mut out = Vec::with_capacity(leaves.iter().map(|l| l.len() + 2).sum());
-    for l in &leaves {
-        tile::push_bundle_entry(&mut out, l).map_err(internal)?;
-    }
-    Ok(out)
+    st.store
+        .bundle(id.index, id.width as usize)
+        .map_err(internal)
 }
 
 /// Parses `name=value` pairs; every parameter must be a decimal u64.

@@ -2,6 +2,7 @@
 
 mod api;
 mod bench;
+mod bundles;
 mod checkpointer;
 mod client;
 mod config;

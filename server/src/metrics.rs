@@ -77,7 +77,7 @@ pub struct Metrics {
     pub checkpoint_size: AtomicU64,
     /// Entries per group commit.
     pub commit_entries: Histogram,
-    /// Seconds spent in each group commit's fsync.
+    /// Seconds each group commit takes to write and fsync (entries, then index).
     pub fsync_seconds: Histogram,
     /// Seconds from a request entering the queue to its entries being durable.
     pub integration_seconds: Histogram,
@@ -178,7 +178,7 @@ impl Metrics {
         );
         self.fsync_seconds.render(
             "vellum_fsync_seconds",
-            "Duration of each group commit's fsync.",
+            "Duration of each group commit: writing and fsyncing the entry bundles, then the index.",
             &mut out,
         );
         self.integration_seconds.render("vellum_integration_seconds", "Time from an append request entering the queue to its entries being durable and in the tree.", &mut out);

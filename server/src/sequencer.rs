@@ -190,9 +190,8 @@ fn commit(
     if !leaves.is_empty() {
         batch.tiles = edge.append(&leaves);
         batch.new_size = edge.size();
-        store.commit(&batch)?;
         let t = Instant::now();
-        store.sync()?;
+        store.commit(&batch)?;
         metrics.fsync_seconds.observe(t.elapsed().as_secs_f64());
         metrics.commit_entries.observe(leaves.len() as f64);
     }

@@ -1,11 +1,13 @@
 //! The storage interface of the log, and its sled implementation.
 //!
 //! Everything a sequenced batch changes (entries, tiles, dedup keys, the
-//! tree size) is written in one atomic commit and made durable by one
-//! `sync`; readers never see more than the log has acknowledged because
-//! the server bounds every read by the durable size it tracks.
+//! tree size) is written by one durable, all-or-nothing commit; readers
+//! never see more than the log has acknowledged because the server bounds
+//! every read by the durable size it tracks.
 
 use std::path::Path;
+
+use crate::bundles::BundleFiles;
 
 /// Storage failures. The message never contains entry contents or secrets.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +26,7 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-/// One sequenced batch, applied atomically by [`LogStore::commit`].
+/// One sequenced batch, applied durably and atomically by [`LogStore::commit`].
 #[derive(Default)]
 pub struct CommitBatch {
     /// New entries: (index, leaf bytes), in index order.
@@ -40,16 +42,15 @@ pub struct CommitBatch {
 /// What the log needs from a storage backend. Full tiles and entries are
 /// immutable once written, so an object store can implement this too.
 pub trait LogStore: Send + Sync + 'static {
-    /// Applies `batch` atomically (not yet durable).
+    /// Applies `batch`: on return it is durable; after a crash at any
+    /// point the store holds either all of it or none of it.
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
-    /// Makes every earlier commit durable (fsync).
-    fn sync(&self) -> Result<(), StoreError>;
     /// Tree size of the last commit (0 for a new log).
     fn size(&self) -> Result<u64, StoreError>;
     /// The leaf bytes of entry `index`.
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Leaf bytes of entries `[start, end)`, in order.
-    fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// The first `width` entries of entry bundle `n`, as bundle bytes.
+    fn bundle(&self, n: u64, width: usize) -> Result<Vec<u8>, StoreError>;
     /// The stored bytes of tile (level, index), partial or full.
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// The index a gateway's event_id was logged at, if any.
@@ -60,21 +61,17 @@ pub trait LogStore: Send + Sync + 'static {
     fn put_checkpoint(&self, note: &[u8]) -> Result<(), StoreError>;
 }
 
-/// The embedded default backend: one sled tree, keys by prefix.
+/// The embedded default backend: entry bundles as files
+/// ([`BundleFiles`]), and tiles, the dedup index and the tree size in one
+/// sled tree (keys by prefix).
 pub struct SledStore {
     db: sled::Db,
     log: sled::Tree,
+    bundles: BundleFiles,
 }
 
 const K_SIZE: &[u8] = b"m/size";
 const K_CHECKPOINT: &[u8] = b"m/checkpoint";
-
-fn entry_key(i: u64) -> [u8; 10] {
-    let mut k = [0u8; 10];
-    k[..2].copy_from_slice(b"e/");
-    k[2..].copy_from_slice(&i.to_be_bytes());
-    k
-}
 
 fn tile_key(level: u8, index: u64) -> [u8; 11] {
     let mut k = [0u8; 11];
@@ -93,6 +90,13 @@ fn dedup_key(gateway: &str, event_id: &str) -> Vec<u8> {
     k
 }
 
+fn io_err(e: std::io::Error) -> StoreError {
+    match e.kind() {
+        std::io::ErrorKind::InvalidData => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
 fn be_u64(v: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(v.try_into().map_err(|_| {
         StoreError::Corrupt(format!("expected 8 bytes, found {}", v.len()))
@@ -102,24 +106,30 @@ fn be_u64(v: &[u8]) -> Result<u64, StoreError> {
 impl SledStore {
     /// Opens (or creates) the store in `dir` with a bounded page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        let index = dir.join("index");
         let db = sled::Config::new()
-            .path(dir)
+            .path(&index)
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
             // Durability comes from explicit syncs after each group commit.
             .flush_every_ms(None)
             .open()?;
         let log = db.open_tree("log")?;
-        Ok(SledStore { db, log })
+        let size = match log.get(K_SIZE)? {
+            Some(v) => be_u64(&v)?,
+            None => 0,
+        };
+        let bundles = BundleFiles::open(&dir.join("entries"), size).map_err(io_err)?;
+        Ok(SledStore { db, log, bundles })
     }
 }
 
 impl LogStore for SledStore {
     fn commit(&self, b: &CommitBatch) -> Result<(), StoreError> {
+        // Entries first, fsynced: the size recorded below must never point
+        // past entries that are not on disk.
+        self.bundles.append(&b.entries).map_err(io_err)?;
         let mut batch = sled::Batch::default();
-        for (i, leaf) in &b.entries {
-            batch.insert(&entry_key(*i)[..], leaf.as_slice());
-        }
         for ((level, index), data) in &b.tiles {
             batch.insert(&tile_key(*level, *index)[..], data.as_slice());
         }
@@ -128,10 +138,6 @@ impl LogStore for SledStore {
         }
         batch.insert(K_SIZE, &b.new_size.to_be_bytes()[..]);
         self.log.apply_batch(batch)?;
-        Ok(())
-    }
-
-    fn sync(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
     }
@@ -144,28 +150,15 @@ impl LogStore for SledStore {
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.log.get(entry_key(index))?.map(|v| v.to_vec()))
+        match self.bundles.entry(index) {
+            Ok(e) => Ok(Some(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(e)),
+        }
     }
 
-    fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut out = Vec::with_capacity((end - start) as usize);
-        for (n, kv) in self.log.range(entry_key(start)..entry_key(end)).enumerate() {
-            let (k, v) = kv?;
-            if be_u64(&k[2..])? != start + n as u64 {
-                return Err(StoreError::Corrupt(format!(
-                    "entry {} is missing",
-                    start + n as u64
-                )));
-            }
-            out.push(v.to_vec());
-        }
-        if out.len() as u64 != end - start {
-            return Err(StoreError::Corrupt(format!(
-                "entries {start}..{end}: found {}",
-                out.len()
-            )));
-        }
-        Ok(out)
+    fn bundle(&self, n: u64, width: usize) -> Result<Vec<u8>, StoreError> {
+        self.bundles.read(n, width).map_err(io_err)
     }
 
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {

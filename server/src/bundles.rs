@@ -1,0 +1,184 @@
+//! Entry bundles as files, laid out exactly as C2SP tlog-tiles serves them
+//! (`entries/x001/234` for bundle 1234, uint16-prefixed entries), so the
+//! directory could be mirrored by a static file server. Full bundles are
+//! immutable; the rightmost one grows by appends. Appends are fsynced
+//! before the tree size that covers them is recorded, and on start-up any
+//! bytes past the recorded size (a crash between the two) are cut off.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use vellum_spec::tile::{encode_index, parse_bundle, TILE_WIDTH};
+
+/// The entry-bundle directory.
+pub struct BundleFiles {
+    root: PathBuf,
+}
+
+fn corrupt(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+impl BundleFiles {
+    /// Opens `root`, cutting off anything beyond `size` entries.
+    pub fn open(root: &Path, size: u64) -> io::Result<BundleFiles> {
+        fs::create_dir_all(root)?;
+        let b = BundleFiles { root: root.into() };
+        b.truncate_to(size)?;
+        Ok(b)
+    }
+
+    fn path(&self, n: u64) -> PathBuf {
+        self.root.join(encode_index(n))
+    }
+
+    /// Removes entries at or beyond `size` left by an interrupted commit.
+    fn truncate_to(&self, size: u64) -> io::Result<()> {
+        let n = size / TILE_WIDTH;
+        let w = (size % TILE_WIDTH) as usize;
+        // Bundles after n can only be leftovers of an unrecorded commit.
+        let mut next = n + 1;
+        while self.path(next).exists() {
+            fs::remove_file(self.path(next))?;
+            next += 1;
+        }
+        let p = self.path(n);
+        if w == 0 {
+            if p.exists() {
+                fs::remove_file(&p)?;
+            }
+            return Ok(());
+        }
+        let data = fs::read(&p)
+            .map_err(|e| corrupt(format!("bundle {} for size {size}: {e}", p.display())))?;
+        let keep = prefix_len(&data, w).ok_or_else(|| {
+            corrupt(format!(
+                "bundle {} holds fewer than {w} entries",
+                p.display()
+            ))
+        })?;
+        if keep < data.len() {
+            tracing::warn!(
+                bundle = n,
+                dropped_bytes = data.len() - keep,
+                "cutting off entries of an unfinished commit"
+            );
+            let f = OpenOptions::new().write(true).open(&p)?;
+            f.set_len(keep as u64)?;
+            f.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Appends entries (index order, contiguous) and fsyncs every file
+    /// written, and the directories of new files.
+    pub fn append(&self, entries: &[(u64, Vec<u8>)]) -> io::Result<()> {
+        let mut bufs: Vec<(u64, Vec<u8>)> = Vec::new();
+        for (i, e) in entries {
+            let n = i / TILE_WIDTH;
+            if bufs.last().map(|b| b.0) != Some(n) {
+                bufs.push((n, Vec::with_capacity(64 << 10)));
+            }
+            let buf = &mut bufs.last_mut().expect("pushed above").1;
+            vellum_spec::tile::push_bundle_entry(buf, e)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        }
+        let mut new_dirs: HashMap<PathBuf, ()> = HashMap::new();
+        for (n, buf) in &bufs {
+            let p = self.path(*n);
+            let fresh = !p.exists();
+            if fresh {
+                if let Some(dir) = p.parent() {
+                    if !dir.exists() {
+                        fs::create_dir_all(dir)?;
+                        if let Some(up) = dir.parent() {
+                            new_dirs.insert(up.to_path_buf(), ());
+                        }
+                    }
+                    new_dirs.insert(dir.to_path_buf(), ());
+                }
+            }
+            let mut f = OpenOptions::new().create(true).append(true).open(&p)?;
+            f.write_all(buf)?;
+            f.sync_data()?;
+        }
+        for dir in new_dirs.keys() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// The first `w` entries of bundle `n`, as bundle bytes.
+    pub fn read(&self, n: u64, w: usize) -> io::Result<Vec<u8>> {
+        let mut data = fs::read(self.path(n))?;
+        let keep = prefix_len(&data, w)
+            .ok_or_else(|| corrupt(format!("bundle {n} holds fewer than {w} entries")))?;
+        data.truncate(keep);
+        Ok(data)
+    }
+
+    /// Entry `index`'s bytes.
+    pub fn entry(&self, index: u64) -> io::Result<Vec<u8>> {
+        let k = (index % TILE_WIDTH) as usize;
+        let data = self.read(index / TILE_WIDTH, k + 1)?;
+        let entries = parse_bundle(&data).map_err(|e| corrupt(e.to_string()))?;
+        entries
+            .get(k)
+            .map(|e| e.to_vec())
+            .ok_or_else(|| corrupt(format!("entry {index} missing")))
+    }
+}
+
+/// Byte length of the first `w` entries of a bundle, if it has that many.
+fn prefix_len(data: &[u8], w: usize) -> Option<usize> {
+    let mut at = 0usize;
+    for _ in 0..w {
+        let len = u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]) as usize;
+        at += 2 + len;
+        if at > data.len() {
+            return None;
+        }
+    }
+    Some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(from: u64, to: u64) -> Vec<(u64, Vec<u8>)> {
+        (from..to)
+            .map(|i| (i, format!("entry-{i}").into_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn append_read_and_cut_off_an_unrecorded_commit() {
+        let dir = std::env::temp_dir().join(format!("vellum-bundles-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let b = BundleFiles::open(&dir, 0).unwrap();
+        b.append(&entries(0, 200)).unwrap();
+        b.append(&entries(200, 600)).unwrap();
+        assert_eq!(b.entry(599).unwrap(), b"entry-599");
+        assert_eq!(b.entry(256).unwrap(), b"entry-256");
+        let full = b.read(1, 256).unwrap();
+        assert_eq!(parse_bundle(&full).unwrap().len(), 256);
+        assert!(dir.join("001").exists() && dir.join("002").exists());
+        // A crash after the bundle write of 300..600 but before the index
+        // recorded it: reopening at size 300 drops everything after 299.
+        drop(b);
+        let b = BundleFiles::open(&dir, 300).unwrap();
+        assert!(!dir.join("002").exists());
+        assert_eq!(fs::read(dir.join("001")).unwrap(), b.read(1, 44).unwrap());
+        assert!(b.read(1, 45).is_err());
+        b.append(&entries(300, 301)).unwrap();
+        assert_eq!(b.entry(300).unwrap(), b"entry-300");
+        // Size on a bundle boundary: the next bundle file goes away.
+        drop(b);
+        BundleFiles::open(&dir, 256).unwrap();
+        assert!(!dir.join("001").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
