@@ -138,6 +138,58 @@ fn event(i: usize, bytes: usize) -> serde_json::Value {
     })
 }
 
+/// Request bodies with fresh event IDs, built from a pre-serialized
+/// template: gateways send their own IDs, so the log's dedup index works
+/// on every event, as it would in production.
+#[derive(Clone)]
+struct Bodies {
+    /// Template text around each event's ID.
+    pieces: Arc<Vec<Vec<u8>>>,
+    next: Arc<AtomicU64>,
+}
+
+impl Bodies {
+    fn new(events: usize, bytes: usize, array: bool) -> Bodies {
+        let evs: Vec<serde_json::Value> = (0..events)
+            .map(|i| {
+                let mut e = event(i, bytes);
+                e["event_id"] = serde_json::Value::String("@@ID@@".into());
+                e
+            })
+            .collect();
+        let text = if array {
+            serde_json::to_string(&evs)
+        } else {
+            serde_json::to_string(&evs[0])
+        }
+        .unwrap_or_default();
+        let pieces = text
+            .split("@@ID@@")
+            .map(|p| p.as_bytes().to_vec())
+            .collect();
+        Bodies {
+            pieces: Arc::new(pieces),
+            next: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn body(&self) -> Vec<u8> {
+        let run = self.next.fetch_add(1, Relaxed);
+        let pid = std::process::id();
+        let mut out = Vec::with_capacity(
+            self.pieces.iter().map(Vec::len).sum::<usize>() + 32 * self.pieces.len(),
+        );
+        let last = self.pieces.len() - 1;
+        for (i, p) in self.pieces.iter().enumerate() {
+            out.extend_from_slice(p);
+            if i < last {
+                out.extend_from_slice(format!("b{pid}-{run}-{i}").as_bytes());
+            }
+        }
+        out
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -196,7 +248,7 @@ async fn post(
     http: &reqwest::Client,
     url: &str,
     token: &str,
-    body: &'static [u8],
+    body: Vec<u8>,
 ) -> Result<u64, String> {
     let r = http
         .post(url)
@@ -241,7 +293,7 @@ async fn fill_to(
     url: &str,
     token: &str,
     target: u64,
-    body: &'static [u8],
+    bodies: &Bodies,
     clients: usize,
 ) -> Result<(), String> {
     let ev_url = format!("{url}/v1/events");
@@ -257,10 +309,15 @@ async fn fill_to(
         }
         let mut tasks = Vec::new();
         for _ in 0..clients {
-            let (http, u, t) = (http.clone(), ev_url.clone(), token.to_string());
+            let (http, u, t, b) = (
+                http.clone(),
+                ev_url.clone(),
+                token.to_string(),
+                bodies.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 for _ in 0..20 {
-                    post(&http, &u, &t, body).await?;
+                    post(&http, &u, &t, b.body()).await?;
                 }
                 Ok::<(), String>(())
             }));
@@ -299,32 +356,25 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
         .pool_max_idle_per_host(256)
         .build()
         .map_err(|e| e.to_string())?;
-    let batch_body: &'static [u8] = Box::leak(
-        serde_json::to_vec(
-            &(0..a.batch)
-                .map(|i| event(i, a.event_bytes))
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|e| e.to_string())?
-        .into_boxed_slice(),
-    );
-    let single_body: &'static [u8] = Box::leak(
-        serde_json::to_vec(&event(0, a.event_bytes))
-            .map_err(|e| e.to_string())?
-            .into_boxed_slice(),
-    );
+    let batch_bodies = Bodies::new(a.batch, a.event_bytes, true);
+    let single_bodies = Bodies::new(1, a.event_bytes, false);
     println!(
-        "vellum bench: {url}, {} s per phase, events of ~{} bytes",
+        "vellum bench: {url}, {} s per phase, events of ~{} bytes, each with its own event_id",
         a.seconds,
-        batch_body.len() / a.batch
+        single_bodies.body().len()
     );
     let ev_url = format!("{url}/v1/events");
 
     // 1. Batched appends.
-    let (h, u, t) = (http.clone(), ev_url.clone(), token.clone());
+    let (h, u, t, b) = (
+        http.clone(),
+        ev_url.clone(),
+        token.clone(),
+        batch_bodies.clone(),
+    );
     let (batched, _) = per_second(a.batch_clients, a.seconds, move |_| {
-        let (h, u, t) = (h.clone(), u.clone(), t.clone());
-        async move { post(&h, &u, &t, batch_body).await }
+        let (h, u, t, body) = (h.clone(), u.clone(), t.clone(), b.body());
+        async move { post(&h, &u, &t, body).await }
     })
     .await?;
     println!(
@@ -333,10 +383,15 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
     );
 
     // 2. Single-event requests.
-    let (h, u, t) = (http.clone(), ev_url.clone(), token.clone());
+    let (h, u, t, b) = (
+        http.clone(),
+        ev_url.clone(),
+        token.clone(),
+        single_bodies.clone(),
+    );
     let (single, _) = per_second(a.clients, a.seconds, move |_| {
-        let (h, u, t) = (h.clone(), u.clone(), t.clone());
-        async move { post(&h, &u, &t, single_body).await }
+        let (h, u, t, body) = (h.clone(), u.clone(), t.clone(), b.body());
+        async move { post(&h, &u, &t, body).await }
     })
     .await?;
     println!(
@@ -349,21 +404,27 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut bg = Vec::new();
     for _ in 0..2 {
-        let (h, u, t, stop) = (http.clone(), ev_url.clone(), token.clone(), stop.clone());
+        let (h, u, t, stop, b) = (
+            http.clone(),
+            ev_url.clone(),
+            token.clone(),
+            stop.clone(),
+            batch_bodies.clone(),
+        );
         bg.push(tokio::spawn(async move {
             while !stop.load(Relaxed) {
-                post(&h, &u, &t, batch_body).await?;
+                post(&h, &u, &t, b.body()).await?;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             Ok::<(), String>(())
         }));
     }
     let mut lat = Vec::new();
-    for i in 0..a.latency_samples {
+    for _ in 0..a.latency_samples {
         let r = http
             .post(&ev_url)
             .bearer_auth(&token)
-            .body(single_body)
+            .body(single_bodies.body())
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -379,8 +440,8 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        // Spread samples over the checkpoint interval.
-        tokio::time::sleep(Duration::from_millis(37 + (i as u64 * 13) % 50)).await;
+        // Start the next sample at a random point of the checkpoint cycle.
+        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 1000)).await;
     }
     stop.store(true, Relaxed);
     for t in bg {
@@ -400,11 +461,12 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
         targets.extend(a.rss_at.iter().map(|&n| (n, false)));
     }
     targets.sort();
+    targets.dedup_by_key(|t| t.0);
     let mut proved = false;
     for (target, _) in targets {
         eprintln!("filling the log to {target} entries ...");
         let t0 = Instant::now();
-        fill_to(&http, &url, &token, target, batch_body, a.batch_clients).await?;
+        fill_to(&http, &url, &token, target, &batch_bodies, a.batch_clients).await?;
         eprintln!("  reached in {:.0} s", t0.elapsed().as_secs_f64());
         if let Some(pid) = pid {
             if a.rss_at.contains(&target) {

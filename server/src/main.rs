@@ -7,6 +7,7 @@ mod checkpointer;
 mod client;
 mod config;
 mod datadir;
+mod dedup;
 mod metrics;
 mod secrets;
 mod sequencer;

@@ -11,6 +11,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use vellum_spec::hash::{leaf_hash, Hash};
 
+use crate::dedup;
 use crate::metrics::Metrics;
 use crate::store::{CommitBatch, LogStore, StoreError};
 use crate::tree::TreeEdge;
@@ -141,17 +142,17 @@ fn commit(
 ) -> Result<Vec<Vec<Appended>>, StoreError> {
     let mut batch = CommitBatch::default();
     let mut leaves = Vec::new();
-    let mut pending: HashMap<(&str, &str), (u64, Hash)> = HashMap::new();
+    let mut pending: HashMap<dedup::Key, (u64, Hash)> = HashMap::new();
     let mut next = edge.size();
     let mut results = Vec::with_capacity(jobs.len());
     let mut dups = 0u64;
     for job in jobs {
         let mut out = Vec::with_capacity(job.items.len());
         for item in &job.items {
-            let key = (&*job.gateway, item.event_id.as_str());
+            let key = dedup::key(&job.gateway, &item.event_id);
             let earlier = match pending.get(&key) {
                 Some(&(i, h)) => Some((i, h)),
-                None => match store.dedup(&job.gateway, &item.event_id)? {
+                None => match store.dedup(&key)? {
                     Some(i) => {
                         let leaf = store.entry(i)?.ok_or_else(|| {
                             StoreError::Corrupt(format!("dedup points at missing entry {i}"))
@@ -173,9 +174,7 @@ fn commit(
             }
             pending.insert(key, (next, item.leaf_hash));
             batch.entries.push((next, item.leaf.clone()));
-            batch
-                .dedup
-                .push(((job.gateway.to_string(), item.event_id.clone()), next));
+            batch.dedup.push((key, next));
             leaves.push(item.leaf_hash);
             out.push(Appended {
                 index: next,

@@ -33,8 +33,8 @@ pub struct CommitBatch {
     pub entries: Vec<(u64, Vec<u8>)>,
     /// Tiles written: ((level, index), stored tile bytes).
     pub tiles: Vec<((u8, u64), Vec<u8>)>,
-    /// Dedup keys: ((gateway, event_id), index).
-    pub dedup: Vec<((String, String), u64)>,
+    /// Dedup keys ([`crate::dedup::key`]) and the index each points at.
+    pub dedup: Vec<(crate::dedup::Key, u64)>,
     /// Tree size after this batch.
     pub new_size: u64,
 }
@@ -53,8 +53,8 @@ pub trait LogStore: Send + Sync + 'static {
     fn bundle(&self, n: u64, width: usize) -> Result<Vec<u8>, StoreError>;
     /// The stored bytes of tile (level, index), partial or full.
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
-    /// The index a gateway's event_id was logged at, if any.
-    fn dedup(&self, gateway: &str, event_id: &str) -> Result<Option<u64>, StoreError>;
+    /// The index an event with this dedup key was logged at, if any.
+    fn dedup(&self, key: &crate::dedup::Key) -> Result<Option<u64>, StoreError>;
     /// The last stored signed checkpoint.
     fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError>;
     /// Stores a signed checkpoint durably.
@@ -68,6 +68,7 @@ pub struct SledStore {
     db: sled::Db,
     log: sled::Tree,
     bundles: BundleFiles,
+    filter: crate::dedup::Filter,
 }
 
 const K_SIZE: &[u8] = b"m/size";
@@ -81,13 +82,13 @@ fn tile_key(level: u8, index: u64) -> [u8; 11] {
     k
 }
 
-fn dedup_key(gateway: &str, event_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(4 + gateway.len() + event_id.len());
-    k.extend_from_slice(b"d/");
-    k.extend_from_slice(&(gateway.len() as u16).to_be_bytes());
-    k.extend_from_slice(gateway.as_bytes());
-    k.extend_from_slice(event_id.as_bytes());
-    k
+const DEDUP_PREFIX: &[u8] = b"d/";
+
+fn dedup_key(k: &crate::dedup::Key) -> [u8; 18] {
+    let mut out = [0u8; 18];
+    out[..2].copy_from_slice(DEDUP_PREFIX);
+    out[2..].copy_from_slice(k);
+    out
 }
 
 fn io_err(e: std::io::Error) -> StoreError {
@@ -120,7 +121,28 @@ impl SledStore {
             None => 0,
         };
         let bundles = BundleFiles::open(&dir.join("entries"), size).map_err(io_err)?;
-        Ok(SledStore { db, log, bundles })
+        let filter = crate::dedup::Filter::default();
+        let t = std::time::Instant::now();
+        let mut n = 0u64;
+        for kv in log.scan_prefix(DEDUP_PREFIX) {
+            let (k, _) = kv?;
+            let key: crate::dedup::Key = k[2..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("dedup key of the wrong length".into()))?;
+            filter.insert(&key);
+            n += 1;
+        }
+        tracing::info!(
+            keys = n,
+            ms = t.elapsed().as_millis() as u64,
+            "loaded the dedup filter"
+        );
+        Ok(SledStore {
+            db,
+            log,
+            bundles,
+            filter,
+        })
     }
 }
 
@@ -133,12 +155,15 @@ impl LogStore for SledStore {
         for ((level, index), data) in &b.tiles {
             batch.insert(&tile_key(*level, *index)[..], data.as_slice());
         }
-        for ((gw, id), index) in &b.dedup {
-            batch.insert(dedup_key(gw, id), &index.to_be_bytes()[..]);
+        for (k, index) in &b.dedup {
+            batch.insert(&dedup_key(k)[..], &index.to_be_bytes()[..]);
         }
         batch.insert(K_SIZE, &b.new_size.to_be_bytes()[..]);
         self.log.apply_batch(batch)?;
         self.db.flush()?;
+        for (k, _) in &b.dedup {
+            self.filter.insert(k);
+        }
         Ok(())
     }
 
@@ -165,8 +190,11 @@ impl LogStore for SledStore {
         Ok(self.log.get(tile_key(level, index))?.map(|v| v.to_vec()))
     }
 
-    fn dedup(&self, gateway: &str, event_id: &str) -> Result<Option<u64>, StoreError> {
-        match self.log.get(dedup_key(gateway, event_id))? {
+    fn dedup(&self, key: &crate::dedup::Key) -> Result<Option<u64>, StoreError> {
+        if !self.filter.may_contain(key) {
+            return Ok(None);
+        }
+        match self.log.get(dedup_key(key))? {
             Some(v) => Ok(Some(be_u64(&v)?)),
             None => Ok(None),
         }
