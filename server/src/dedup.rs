@@ -1,6 +1,7 @@
 //! The dedup index's keys and its in-memory pre-filter.
 //!
-//! A key is the first 16 bytes of SHA-256(gateway || 0x00 || event_id):
+//! A key is the first 16 bytes of SHA-256(u16 length of gateway ||
+//! gateway || event_id):
 //! fixed-size, so index nodes stay small, and collision-free in practice
 //! (2^-64 at four billion events). The [`Filter`] is a Bloom filter of a
 //! fixed size: it answers "certainly new" for most fresh event IDs without
@@ -15,9 +16,9 @@ pub type Key = [u8; 16];
 
 /// The key of a gateway's event ID.
 pub fn key(gateway: &str, event_id: &str) -> Key {
-    let mut buf = Vec::with_capacity(gateway.len() + 1 + event_id.len());
+    let mut buf = Vec::with_capacity(gateway.len() + 2 + event_id.len());
+    buf.extend_from_slice(&(gateway.len() as u16).to_be_bytes());
     buf.extend_from_slice(gateway.as_bytes());
-    buf.push(0);
     buf.extend_from_slice(event_id.as_bytes());
     let h = vellum_spec::hash::sha256(&buf);
     let mut k = [0u8; 16];
