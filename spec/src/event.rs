@@ -69,6 +69,34 @@ pub enum EventError {
     Json(String),
 }
 
+/// Whether `k` is a schema v1 field (kept in step with the lists above).
+fn is_known(k: &str) -> bool {
+    matches!(
+        k,
+        "ts" | "agent"
+            | "principal"
+            | "owner"
+            | "tool"
+            | "verdict"
+            | "event_id"
+            | "session"
+            | "target"
+            | "args_hash"
+            | "args"
+            | "provenance"
+            | "provenance_source"
+            | "seq"
+            | "rule"
+            | "reason"
+            | "risk"
+            | "latency_ms"
+            | "result"
+            | "attrs"
+            | "gateway"
+            | "logged_at"
+    )
+}
+
 fn invalid(field: &str, rule: &str) -> EventError {
     EventError::Invalid {
         field: field.to_string(),
@@ -111,15 +139,7 @@ pub fn validate_submitted(obj: &Map<String, Value>) -> Result<(), EventError> {
 }
 
 fn validate_fields(obj: &Map<String, Value>) -> Result<(), EventError> {
-    let unknown: Vec<String> = obj
-        .keys()
-        .filter(|k| {
-            !REQUIRED.contains(&k.as_str())
-                && !OPTIONAL.contains(&k.as_str())
-                && !SERVER_FIELDS.contains(&k.as_str())
-        })
-        .cloned()
-        .collect();
+    let unknown: Vec<String> = obj.keys().filter(|k| !is_known(k)).cloned().collect();
     if !unknown.is_empty() {
         return Err(EventError::Unknown(unknown));
     }
@@ -318,6 +338,15 @@ mod tests {
         let mut missing = base();
         missing.as_object_mut().unwrap().remove("owner");
         assert_eq!(seal_it(missing), Err(EventError::Missing("owner".into())));
+    }
+
+    #[test]
+    fn known_fields_match_the_lists() {
+        for f in REQUIRED.iter().chain(OPTIONAL).chain(SERVER_FIELDS) {
+            assert!(is_known(f), "{f}");
+        }
+        assert_eq!(REQUIRED.len() + OPTIONAL.len() + SERVER_FIELDS.len(), 22);
+        assert!(!is_known("colour"));
     }
 
     #[test]
