@@ -346,7 +346,7 @@ fn hash_tile(st: &AppState, id: TileId) -> Result<Vec<u8>, ApiError> {
                 id.level, id.index
             ))
         })?;
-    let t = StoredTile::new(&data).map_err(internal)?;
+    let t = StoredTile::new((*data).as_ref()).map_err(internal)?;
     if t.width() < id.width as usize {
         return Err(internal(format!(
             "stored tile {}/{} is too narrow",

@@ -26,6 +26,9 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+/// Bytes read from storage without copying (sled hands out shared buffers).
+pub type Blob = Box<dyn AsRef<[u8]> + Send + Sync>;
+
 /// One sequenced batch, applied durably and atomically by [`LogStore::commit`].
 #[derive(Default)]
 pub struct CommitBatch {
@@ -52,7 +55,7 @@ pub trait LogStore: Send + Sync + 'static {
     /// The first `width` entries of entry bundle `n`, as bundle bytes.
     fn bundle(&self, n: u64, width: usize) -> Result<Vec<u8>, StoreError>;
     /// The stored bytes of tile (level, index), partial or full.
-    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Blob>, StoreError>;
     /// The index an event with this dedup key was logged at, if any.
     fn dedup(&self, key: &crate::dedup::Key) -> Result<Option<u64>, StoreError>;
     /// The last stored signed checkpoint.
@@ -186,8 +189,11 @@ impl LogStore for SledStore {
         self.bundles.read(n, width).map_err(io_err)
     }
 
-    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.log.get(tile_key(level, index))?.map(|v| v.to_vec()))
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Blob>, StoreError> {
+        Ok(self
+            .log
+            .get(tile_key(level, index))?
+            .map(|v| Box::new(v) as Blob))
     }
 
     fn dedup(&self, key: &crate::dedup::Key) -> Result<Option<u64>, StoreError> {

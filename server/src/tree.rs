@@ -8,7 +8,7 @@ use vellum_spec::hash::{node_hash, Hash, HASH_SIZE};
 use vellum_spec::merkle::{NodeId, NodeReader, ProofError};
 use vellum_spec::tile::{tile_width, TILE_HEIGHT, TILE_WIDTH};
 
-use crate::store::{LogStore, StoreError};
+use crate::store::{Blob, LogStore, StoreError};
 
 /// Encodes a tile for storage: u16 width, then rows 0..8 of the tile's
 /// subtree (row 0 is the served tile; row r has `width >> r` hashes).
@@ -104,7 +104,7 @@ impl TreeEdge {
                 let data = store.tile(level, index)?.ok_or_else(|| {
                     StoreError::Corrupt(format!("tile {level}/{index} is missing"))
                 })?;
-                let t = StoredTile::new(&data)?;
+                let t = StoredTile::new((*data).as_ref())?;
                 if t.width() < w {
                     return Err(StoreError::Corrupt(format!(
                         "tile {level}/{index} has width {} < {w}",
@@ -180,7 +180,7 @@ fn full_tile_root(enc: &[u8]) -> Hash {
 }
 
 /// A stored tile and its coordinates (level, index).
-type TileBytes = ((u8, u64), Vec<u8>);
+type TileBytes = ((u8, u64), Blob);
 
 /// Reads nodes from stored tiles for a tree of at least `size` leaves.
 /// Caches the tiles it read, so a proof costs one read per tile touched.
@@ -227,7 +227,8 @@ impl<'a> StoreNodes<'a> {
                 cache.len() - 1
             }
         };
-        let tile = StoredTile::new(&cache[at].1).map_err(|e| ProofError::Read(e.to_string()))?;
+        let tile = StoredTile::new((*cache[at].1).as_ref())
+            .map_err(|e| ProofError::Read(e.to_string()))?;
         tile.node(r, pos).ok_or_else(|| {
             ProofError::Read(format!(
                 "tile {level}/{tile_index} lacks node {}/{}",
