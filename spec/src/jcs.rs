@@ -18,6 +18,22 @@ pub fn parse_strict(input: &[u8]) -> Result<Value, serde_json::Error> {
     Ok(v)
 }
 
+/// An integer literal beyond ±(2^53−1) is a double in RFC 8785. It is
+/// kept (as that double) only when the literal is already the double's
+/// canonical form, e.g. `209495624604671740`, so nothing the sender wrote
+/// is lost; otherwise (e.g. `9007199254740993`) it is refused.
+fn large_integer<E: de::Error>(literal: &str, f: f64) -> Result<Value, E> {
+    let mut buf = ryu_js::Buffer::new();
+    if buf.format_finite(f) == literal {
+        if let Some(n) = serde_json::Number::from_f64(f) {
+            return Ok(Value::Number(n));
+        }
+    }
+    Err(E::custom(format!(
+        "integer {literal} is outside the exact range ±(2^53-1) and would change in canonical form; send it as a string"
+    )))
+}
+
 struct StrictSeed;
 
 impl<'de> DeserializeSeed<'de> for StrictSeed {
@@ -39,20 +55,16 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::Bool(v))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        if v.unsigned_abs() > MAX_SAFE_INTEGER {
-            return Err(E::custom(format!(
-                "integer {v} is outside the exact range ±(2^53-1); send it as a string"
-            )));
+        if v.unsigned_abs() <= MAX_SAFE_INTEGER {
+            return Ok(Value::from(v));
         }
-        Ok(Value::from(v))
+        large_integer(&v.to_string(), v as f64)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        if v > MAX_SAFE_INTEGER {
-            return Err(E::custom(format!(
-                "integer {v} is outside the exact range ±(2^53-1); send it as a string"
-            )));
+        if v <= MAX_SAFE_INTEGER {
+            return Ok(Value::from(v));
         }
-        Ok(Value::from(v))
+        large_integer(&v.to_string(), v as f64)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         serde_json::Number::from_f64(v)
@@ -310,14 +322,34 @@ mod tests {
         for bad in [
             r#"{"a":1,"a":2}"#,
             r#"{"x":{"b":1,"b":1}}"#,
-            "9007199254740992",
-            "-9007199254740992",
+            "9007199254740993",
+            "-9007199254740993",
+            "12345678901234567",
             r#""\ud800""#,
             "{} x",
             "1e400",
         ] {
             assert!(parse_strict(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn large_integers_in_canonical_double_form_round_trip() {
+        // A double's canonical form can be a long integer; it must parse.
+        for ok in [
+            "209495624604671740",
+            "9007199254740992",
+            "-16588755102619410",
+            "1e21",
+        ] {
+            let v = parse_strict(ok.as_bytes()).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            let c = canonicalize(&v).unwrap();
+            assert_eq!(
+                parse_strict(&c).map(|v| canonicalize(&v).unwrap()).unwrap(),
+                c
+            );
+        }
+        assert_eq!(jcs("2.0949562460467174e17"), "209495624604671740");
     }
 
     #[test]
