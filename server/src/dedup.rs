@@ -1,4 +1,5 @@
-//! The dedup index's keys and its in-memory pre-filter.
+//! Keys of the dedup index ([`crate::dedup_index`]) and its in-memory
+//! pre-filter.
 //!
 //! A key is the first 16 bytes of SHA-256(u16 length of gateway ||
 //! gateway || event_id):

@@ -8,6 +8,7 @@ mod client;
 mod config;
 mod datadir;
 mod dedup;
+mod dedup_index;
 mod metrics;
 mod secrets;
 mod sequencer;

@@ -7,7 +7,12 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
+use vellum_spec::tile::{parse_bundle, TILE_WIDTH};
+
 use crate::bundles::BundleFiles;
+use crate::dedup_index::DedupIndex;
 
 /// Storage failures. The message never contains entry contents or secrets.
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +70,13 @@ pub trait LogStore: Send + Sync + 'static {
 }
 
 /// The embedded default backend: entry bundles as files
-/// ([`BundleFiles`]), and tiles, the dedup index and the tree size in one
-/// sled tree (keys by prefix).
+/// ([`BundleFiles`]), the dedup index as sorted run files
+/// ([`DedupIndex`]), and tiles, the tree size and the checkpoint in sled.
 pub struct SledStore {
     db: sled::Db,
     log: sled::Tree,
     bundles: BundleFiles,
-    filter: crate::dedup::Filter,
+    dedup: Arc<DedupIndex>,
 }
 
 const K_SIZE: &[u8] = b"m/size";
@@ -83,15 +88,6 @@ fn tile_key(level: u8, index: u64) -> [u8; 11] {
     k[2] = level;
     k[3..].copy_from_slice(&index.to_be_bytes());
     k
-}
-
-const DEDUP_PREFIX: &[u8] = b"d/";
-
-fn dedup_key(k: &crate::dedup::Key) -> [u8; 18] {
-    let mut out = [0u8; 18];
-    out[..2].copy_from_slice(DEDUP_PREFIX);
-    out[2..].copy_from_slice(k);
-    out
 }
 
 fn io_err(e: std::io::Error) -> StoreError {
@@ -124,28 +120,63 @@ impl SledStore {
             None => 0,
         };
         let bundles = BundleFiles::open(&dir.join("entries"), size).map_err(io_err)?;
-        let filter = crate::dedup::Filter::default();
-        let t = std::time::Instant::now();
-        let mut n = 0u64;
-        for kv in log.scan_prefix(DEDUP_PREFIX) {
-            let (k, _) = kv?;
-            let key: crate::dedup::Key = k[2..]
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("dedup key of the wrong length".into()))?;
-            filter.insert(&key);
-            n += 1;
+        let (dedup, from) = DedupIndex::open(&dir.join("dedup")).map_err(io_err)?;
+        if from > size {
+            return Err(StoreError::Corrupt(format!(
+                "dedup index covers {from} entries but the log holds {size}"
+            )));
         }
-        tracing::info!(
-            keys = n,
-            ms = t.elapsed().as_millis() as u64,
-            "loaded the dedup filter"
-        );
-        Ok(SledStore {
+        let store = SledStore {
             db,
             log,
             bundles,
-            filter,
-        })
+            dedup,
+        };
+        store.reindex(from, size)?;
+        Ok(store)
+    }
+}
+
+impl SledStore {
+    /// Re-adds the dedup keys of entries `[from, size)` from the bundles:
+    /// the keys that were only in memory when the log last stopped.
+    fn reindex(&self, from: u64, size: u64) -> Result<(), StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Ids<'a> {
+            #[serde(borrow)]
+            gateway: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            event_id: std::borrow::Cow<'a, str>,
+        }
+        let t = std::time::Instant::now();
+        let mut index = from;
+        while index < size {
+            let n = index / TILE_WIDTH;
+            let w = (size - n * TILE_WIDTH).min(TILE_WIDTH) as usize;
+            let data = self.bundles.read(n, w).map_err(io_err)?;
+            let entries = parse_bundle(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut keys = Vec::with_capacity(entries.len());
+            for (k, leaf) in entries.iter().enumerate() {
+                let i = n * TILE_WIDTH + k as u64;
+                if i < index {
+                    continue;
+                }
+                let ids: Ids = serde_json::from_slice(leaf).map_err(|e| {
+                    StoreError::Corrupt(format!("entry {i} lacks gateway or event_id: {e}"))
+                })?;
+                keys.push((crate::dedup::key(&ids.gateway, &ids.event_id), i));
+            }
+            self.dedup.insert(&keys).map_err(io_err)?;
+            index = n * TILE_WIDTH + w as u64;
+        }
+        if size > from {
+            tracing::info!(
+                entries = size - from,
+                ms = t.elapsed().as_millis() as u64,
+                "re-indexed event IDs"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -158,15 +189,12 @@ impl LogStore for SledStore {
         for ((level, index), data) in &b.tiles {
             batch.insert(&tile_key(*level, *index)[..], data.as_slice());
         }
-        for (k, index) in &b.dedup {
-            batch.insert(&dedup_key(k)[..], &index.to_be_bytes()[..]);
-        }
         batch.insert(K_SIZE, &b.new_size.to_be_bytes()[..]);
         self.log.apply_batch(batch)?;
         self.db.flush()?;
-        for (k, _) in &b.dedup {
-            self.filter.insert(k);
-        }
+        // The dedup index is derived from the entries, now durable; after
+        // a crash it is rebuilt from them (see `reindex`).
+        self.dedup.insert(&b.dedup).map_err(io_err)?;
         Ok(())
     }
 
@@ -197,13 +225,7 @@ impl LogStore for SledStore {
     }
 
     fn dedup(&self, key: &crate::dedup::Key) -> Result<Option<u64>, StoreError> {
-        if !self.filter.may_contain(key) {
-            return Ok(None);
-        }
-        match self.log.get(dedup_key(key))? {
-            Some(v) => Ok(Some(be_u64(&v)?)),
-            None => Ok(None),
-        }
+        self.dedup.get(key).map_err(io_err)
     }
 
     fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
