@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::sequencer::{AppendItem, AppendJob, SeqState};
 use crate::store::LogStore;
 use crate::tokens::{AuthError, Scope, TokenStore};
-use crate::tree::{StoreNodes, StoredTile};
+use crate::tree::StoreNodes;
 
 /// Largest append request body.
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -336,24 +336,15 @@ fn internal<E: std::fmt::Display>(e: E) -> ApiError {
 }
 
 fn hash_tile(st: &AppState, id: TileId) -> Result<Vec<u8>, ApiError> {
-    let data = st
-        .store
-        .tile(id.level, id.index)
+    st.store
+        .tile_hashes(id.level, id.index, 0, id.width as usize, id.is_full())
         .map_err(internal)?
         .ok_or_else(|| {
             internal(format!(
                 "tile {}/{} missing from storage",
                 id.level, id.index
             ))
-        })?;
-    let t = StoredTile::new((*data).as_ref()).map_err(internal)?;
-    if t.width() < id.width as usize {
-        return Err(internal(format!(
-            "stored tile {}/{} is too narrow",
-            id.level, id.index
-        )));
-    }
-    Ok(t.served(id.width as usize).to_vec())
+        })
 }
 
 fn bundle(st: &AppState, id: TileId) -> Result<Vec<u8>, ApiError> {

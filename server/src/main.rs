@@ -13,6 +13,7 @@ mod metrics;
 mod secrets;
 mod sequencer;
 mod store;
+mod tilefiles;
 mod tokens;
 mod tree;
 

@@ -13,6 +13,7 @@ use vellum_spec::tile::{parse_bundle, TILE_WIDTH};
 
 use crate::bundles::BundleFiles;
 use crate::dedup_index::DedupIndex;
+use crate::tilefiles::TileFiles;
 
 /// Storage failures. The message never contains entry contents or secrets.
 #[derive(Debug, thiserror::Error)]
@@ -30,9 +31,6 @@ impl From<sled::Error> for StoreError {
         StoreError::Backend(e.to_string())
     }
 }
-
-/// Bytes read from storage without copying (sled hands out shared buffers).
-pub type Blob = Box<dyn AsRef<[u8]> + Send + Sync>;
 
 /// One sequenced batch, applied durably and atomically by [`LogStore::commit`].
 #[derive(Default)]
@@ -59,8 +57,17 @@ pub trait LogStore: Send + Sync + 'static {
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// The first `width` entries of entry bundle `n`, as bundle bytes.
     fn bundle(&self, n: u64, width: usize) -> Result<Vec<u8>, StoreError>;
-    /// The stored bytes of tile (level, index), partial or full.
-    fn tile(&self, level: u8, index: u64) -> Result<Option<Blob>, StoreError>;
+    /// `count` hashes from hash position `pos` of the stored tile (level,
+    /// index) (layout: [`crate::tree::encode_tile`]); `None` if the tile
+    /// was never written. `full`: the tile is complete, hence immutable.
+    fn tile_hashes(
+        &self,
+        level: u8,
+        index: u64,
+        pos: usize,
+        count: usize,
+        full: bool,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
     /// The index an event with this dedup key was logged at, if any.
     fn dedup(&self, key: &crate::dedup::Key) -> Result<Option<u64>, StoreError>;
     /// The last stored signed checkpoint.
@@ -69,26 +76,26 @@ pub trait LogStore: Send + Sync + 'static {
     fn put_checkpoint(&self, note: &[u8]) -> Result<(), StoreError>;
 }
 
+/// A tile index and its stored bytes.
+type EdgeTile = (u64, Arc<Vec<u8>>);
+
 /// The embedded default backend: entry bundles as files
 /// ([`BundleFiles`]), the dedup index as sorted run files
-/// ([`DedupIndex`]), and tiles, the tree size and the checkpoint in sled.
+/// ([`DedupIndex`]), hash tiles as files ([`TileFiles`]), and the tree
+/// size and the checkpoint in sled.
 pub struct SledStore {
     db: sled::Db,
     log: sled::Tree,
     bundles: BundleFiles,
+    tiles: TileFiles,
     dedup: Arc<DedupIndex>,
+    /// The newest tile written at each level (the tree's right edge), kept
+    /// in memory: every proof reads it. At most one tile per level.
+    edge: std::sync::RwLock<Vec<Option<EdgeTile>>>,
 }
 
 const K_SIZE: &[u8] = b"m/size";
 const K_CHECKPOINT: &[u8] = b"m/checkpoint";
-
-fn tile_key(level: u8, index: u64) -> [u8; 11] {
-    let mut k = [0u8; 11];
-    k[..2].copy_from_slice(b"t/");
-    k[2] = level;
-    k[3..].copy_from_slice(&index.to_be_bytes());
-    k
-}
 
 fn io_err(e: std::io::Error) -> StoreError {
     match e.kind() {
@@ -126,11 +133,14 @@ impl SledStore {
                 "dedup index covers {from} entries but the log holds {size}"
             )));
         }
+        let tiles = TileFiles::open(&dir.join("tiles")).map_err(io_err)?;
         let store = SledStore {
             db,
             log,
             bundles,
+            tiles,
             dedup,
+            edge: std::sync::RwLock::new(vec![None; 64]),
         };
         store.reindex(from, size)?;
         Ok(store)
@@ -185,13 +195,19 @@ impl LogStore for SledStore {
         // Entries first, fsynced: the size recorded below must never point
         // past entries that are not on disk.
         self.bundles.append(&b.entries).map_err(io_err)?;
+        self.tiles.write(&b.tiles).map_err(io_err)?;
         let mut batch = sled::Batch::default();
-        for ((level, index), data) in &b.tiles {
-            batch.insert(&tile_key(*level, *index)[..], data.as_slice());
-        }
         batch.insert(K_SIZE, &b.new_size.to_be_bytes()[..]);
         self.log.apply_batch(batch)?;
         self.db.flush()?;
+        if let Ok(mut edge) = self.edge.write() {
+            for ((level, index), data) in &b.tiles {
+                let slot = &mut edge[*level as usize % 64];
+                if slot.as_ref().is_none_or(|(i, _)| *i <= *index) {
+                    *slot = Some((*index, Arc::new(data.clone())));
+                }
+            }
+        }
         // The dedup index is derived from the entries, now durable; after
         // a crash it is rebuilt from them (see `reindex`).
         self.dedup.insert(&b.dedup).map_err(io_err)?;
@@ -217,11 +233,25 @@ impl LogStore for SledStore {
         self.bundles.read(n, width).map_err(io_err)
     }
 
-    fn tile(&self, level: u8, index: u64) -> Result<Option<Blob>, StoreError> {
-        Ok(self
-            .log
-            .get(tile_key(level, index))?
-            .map(|v| Box::new(v) as Blob))
+    fn tile_hashes(
+        &self,
+        level: u8,
+        index: u64,
+        pos: usize,
+        count: usize,
+        full: bool,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Ok(edge) = self.edge.read() {
+            if let Some((i, data)) = &edge[level as usize % 64] {
+                if *i == index {
+                    let (from, to) = (pos * 32, (pos + count) * 32);
+                    return Ok(data.get(from..to).map(<[u8]>::to_vec));
+                }
+            }
+        }
+        self.tiles
+            .read_hashes(level, index, pos, count, full)
+            .map_err(io_err)
     }
 
     fn dedup(&self, key: &crate::dedup::Key) -> Result<Option<u64>, StoreError> {

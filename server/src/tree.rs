@@ -8,18 +8,29 @@ use vellum_spec::hash::{node_hash, Hash, HASH_SIZE};
 use vellum_spec::merkle::{NodeId, NodeReader, ProofError};
 use vellum_spec::tile::{tile_width, TILE_HEIGHT, TILE_WIDTH};
 
-use crate::store::{Blob, LogStore, StoreError};
+use crate::store::{LogStore, StoreError};
 
-/// Encodes a tile for storage: u16 width, then rows 0..8 of the tile's
-/// subtree (row 0 is the served tile; row r has `width >> r` hashes).
+/// Hashes a stored tile holds: its 256 and the 255 above them in its subtree.
+const SLOTS: usize = 2 * TILE_WIDTH as usize - 1;
+/// Bytes of a stored tile.
+pub const STORED_TILE_BYTES: usize = SLOTS * HASH_SIZE;
+
+/// Position of row `r` in a stored tile, in hashes.
+pub fn row_offset(r: u8) -> usize {
+    (0..r).map(|k| TILE_WIDTH as usize >> k).sum()
+}
+
+/// Encodes a tile for storage: rows 0..8 of the tile's subtree at fixed
+/// offsets (row 0 is the served tile; row r has room for `256 >> r`
+/// hashes), zeros where a partial tile has no hash yet. Fixed offsets mean
+/// a growing tile can be rewritten in place: every hash has one position.
 pub fn encode_tile(row0: &[Hash]) -> Vec<u8> {
-    let w = row0.len();
-    let mut out = Vec::with_capacity(2 + 2 * w * HASH_SIZE);
-    out.extend_from_slice(&(w as u16).to_be_bytes());
+    let mut out = vec![0u8; STORED_TILE_BYTES];
     let mut row: Vec<Hash> = row0.to_vec();
     for r in 0..TILE_HEIGHT {
-        for h in &row {
-            out.extend_from_slice(&h.0);
+        let off = row_offset(r) * HASH_SIZE;
+        for (i, h) in row.iter().enumerate() {
+            out[off + i * HASH_SIZE..off + (i + 1) * HASH_SIZE].copy_from_slice(&h.0);
         }
         if r + 1 < TILE_HEIGHT {
             row = row
@@ -31,37 +42,23 @@ pub fn encode_tile(row0: &[Hash]) -> Vec<u8> {
     out
 }
 
-/// A stored tile, decoded lazily.
+/// A stored tile read at a known width (from the durable tree size; bytes
+/// beyond it are never read).
 pub struct StoredTile<'a> {
     data: &'a [u8],
     width: usize,
 }
 
 impl<'a> StoredTile<'a> {
-    /// Wraps stored bytes, checking their length against the width header.
-    pub fn new(data: &'a [u8]) -> Result<StoredTile<'a>, StoreError> {
-        if data.len() < 2 {
-            return Err(StoreError::Corrupt("tile shorter than its header".into()));
-        }
-        let width = u16::from_be_bytes([data[0], data[1]]) as usize;
-        let want = 2 + (0..TILE_HEIGHT).map(|r| width >> r).sum::<usize>() * HASH_SIZE;
-        if width == 0 || width > TILE_WIDTH as usize || data.len() != want {
+    /// Wraps stored bytes whose row 0 holds at least `width` hashes.
+    pub fn new(data: &'a [u8], width: usize) -> Result<StoredTile<'a>, StoreError> {
+        if data.len() != STORED_TILE_BYTES || width == 0 || width > TILE_WIDTH as usize {
             return Err(StoreError::Corrupt(format!(
-                "tile of width {width} has {} bytes",
+                "stored tile has {} bytes (want {STORED_TILE_BYTES}), width {width}",
                 data.len()
             )));
         }
         Ok(StoredTile { data, width })
-    }
-
-    /// Number of hashes in row 0.
-    pub fn width(&self) -> usize {
-        self.width
-    }
-
-    /// The first `w` hashes of row 0: the bytes served at `tile/L/N[.p/w]`.
-    pub fn served(&self, w: usize) -> &'a [u8] {
-        &self.data[2..2 + w * HASH_SIZE]
     }
 
     /// Hash `pos` of row `r` (the node `r` levels above row 0).
@@ -69,14 +66,8 @@ impl<'a> StoredTile<'a> {
         if pos >= self.width >> r {
             return None;
         }
-        let off = 2 + (0..r).map(|k| self.width >> k).sum::<usize>() * HASH_SIZE;
-        let at = off + pos * HASH_SIZE;
+        let at = (row_offset(r) + pos) * HASH_SIZE;
         Hash::from_slice(&self.data[at..at + HASH_SIZE]).ok()
-    }
-
-    /// All of row 0 as hashes.
-    pub fn row0(&self) -> Vec<Hash> {
-        (0..self.width).filter_map(|i| self.node(0, i)).collect()
     }
 }
 
@@ -101,18 +92,13 @@ impl TreeEdge {
             let w = tile_width(level, index, size) as usize;
             let mut row = Vec::new();
             if w > 0 {
-                let data = store.tile(level, index)?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("tile {level}/{index} is missing"))
-                })?;
-                let t = StoredTile::new((*data).as_ref())?;
-                if t.width() < w {
-                    return Err(StoreError::Corrupt(format!(
-                        "tile {level}/{index} has width {} < {w}",
-                        t.width()
-                    )));
-                }
-                row = t.row0();
-                row.truncate(w);
+                let data = store
+                    .tile_hashes(level, index, 0, w, false)?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("tile {level}/{index} is missing"))
+                    })?;
+                row = vellum_spec::tile::tile_hashes(&data)
+                    .ok_or_else(|| StoreError::Corrupt(format!("tile {level}/{index} is short")))?;
             }
             rows.push(row);
         }
@@ -172,23 +158,24 @@ fn row_len(size: u64, level: u8) -> u64 {
 
 /// Root of a full tile's subtree, from the two hashes of its top stored row.
 fn full_tile_root(enc: &[u8]) -> Hash {
-    let t = StoredTile::new(enc).expect("encode_tile output is well formed");
+    let t = StoredTile::new(enc, TILE_WIDTH as usize).expect("encode_tile output is well formed");
     match (t.node(TILE_HEIGHT - 1, 0), t.node(TILE_HEIGHT - 1, 1)) {
         (Some(l), Some(r)) => node_hash(&l, &r),
         _ => unreachable!("a full tile has two hashes in its top row"),
     }
 }
 
-/// A stored tile and its coordinates (level, index).
-type TileBytes = ((u8, u64), Blob);
-
 /// Reads nodes from stored tiles for a tree of at least `size` leaves.
-/// Caches the tiles it read, so a proof costs one read per tile touched.
+/// Each tile a request touches is read whole, once (one positioned read);
+/// a proof touches about one tile per tile level.
 pub struct StoreNodes<'a> {
     store: &'a dyn LogStore,
     size: u64,
     cache: RefCell<Vec<TileBytes>>,
 }
+
+/// A stored tile's bytes and its coordinates (level, index).
+type TileBytes = ((u8, u64), Vec<u8>);
 
 impl<'a> StoreNodes<'a> {
     /// A reader over `store`, for nodes complete at tree size `size`.
@@ -203,10 +190,9 @@ impl<'a> StoreNodes<'a> {
     fn node(&self, n: NodeId) -> Result<Hash, ProofError> {
         let level = n.height / TILE_HEIGHT;
         let r = n.height % TILE_HEIGHT;
-        let row_pos = n.index;
-        let tile_index = (row_pos << r) / TILE_WIDTH;
-        let pos = (row_pos - ((tile_index * TILE_WIDTH) >> r)) as usize;
-        if (row_pos + 1) << r > row_len(self.size, level) {
+        let tile_index = (n.index << r) / TILE_WIDTH;
+        let pos = (n.index - ((tile_index * TILE_WIDTH) >> r)) as usize;
+        if (n.index + 1) << r > row_len(self.size, level) {
             return Err(ProofError::Read(format!(
                 "node {}/{} is not complete at size {}",
                 n.height, n.index, self.size
@@ -216,9 +202,10 @@ impl<'a> StoreNodes<'a> {
         let at = match cache.iter().position(|(k, _)| *k == (level, tile_index)) {
             Some(i) => i,
             None => {
+                let full = tile_width(level, tile_index, self.size) as u64 == TILE_WIDTH;
                 let data = self
                     .store
-                    .tile(level, tile_index)
+                    .tile_hashes(level, tile_index, 0, SLOTS, full)
                     .map_err(|e| ProofError::Read(e.to_string()))?
                     .ok_or_else(|| {
                         ProofError::Read(format!("tile {level}/{tile_index} is missing"))
@@ -227,14 +214,16 @@ impl<'a> StoreNodes<'a> {
                 cache.len() - 1
             }
         };
-        let tile = StoredTile::new((*cache[at].1).as_ref())
-            .map_err(|e| ProofError::Read(e.to_string()))?;
-        tile.node(r, pos).ok_or_else(|| {
-            ProofError::Read(format!(
-                "tile {level}/{tile_index} lacks node {}/{}",
-                n.height, n.index
-            ))
-        })
+        let width = tile_width(level, tile_index, self.size) as usize;
+        StoredTile::new(&cache[at].1, width)
+            .map_err(|e| ProofError::Read(e.to_string()))?
+            .node(r, pos)
+            .ok_or_else(|| {
+                ProofError::Read(format!(
+                    "tile {level}/{tile_index} lacks node {}/{}",
+                    n.height, n.index
+                ))
+            })
     }
 }
 
