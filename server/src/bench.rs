@@ -455,53 +455,48 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
         lat.len()
     );
 
-    // 4. Proofs on a large log, and memory as it grows.
-    let mut targets: Vec<(u64, bool)> = vec![(a.proof_entries, true)];
+    // 4. Proofs on a large log, and memory as it grows: at each target
+    // size (or the size the earlier phases already reached), serve random
+    // proofs, then read the log's resident memory. Figures name the actual
+    // size.
+    let mut targets: Vec<u64> = vec![a.proof_entries];
     if pid.is_some() {
-        targets.extend(a.rss_at.iter().map(|&n| (n, false)));
+        targets.extend(a.rss_at.iter().copied());
     }
     targets.sort();
-    targets.dedup_by_key(|t| t.0);
-    let mut proved = false;
-    for (target, _) in targets {
+    targets.dedup();
+    for target in targets {
         eprintln!("filling the log to {target} entries ...");
         let t0 = Instant::now();
         fill_to(&http, &url, &token, target, &batch_bodies, a.batch_clients).await?;
         eprintln!("  reached in {:.0} s", t0.elapsed().as_secs_f64());
-        if let Some(pid) = pid {
-            if a.rss_at.contains(&target) {
-                if let Some(kib) = rss_kib(pid) {
-                    println!(
-                        "resident memory of the log at {target} entries: {:.0} MiB",
-                        kib as f64 / 1024.0
-                    );
+        let size = checkpoint_size(&http, &url).await?;
+        let (h, u) = (http.clone(), url.clone());
+        let (proofs, _) = per_second(a.clients, a.seconds, move |c| {
+            let (h, u) = (h.clone(), u.clone());
+            async move {
+                let i = (c as u64 * 2_654_435_761 + rand::random::<u32>() as u64) % size;
+                let r = h
+                    .get(format!("{u}/v1/proof/inclusion?index={i}&size={size}"))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !r.status().is_success() {
+                    return Err(format!("proof: HTTP {}", r.status()));
                 }
+                r.bytes().await.map_err(|e| e.to_string())?;
+                Ok(1)
             }
-        }
-        if target >= a.proof_entries && !proved {
-            proved = true;
-            let size = checkpoint_size(&http, &url).await?;
-            let (h, u) = (http.clone(), url.clone());
-            let (proofs, _) = per_second(a.clients, a.seconds, move |c| {
-                let (h, u) = (h.clone(), u.clone());
-                async move {
-                    let i = (c as u64 * 2_654_435_761 + rand::random::<u32>() as u64) % size;
-                    let r = h
-                        .get(format!("{u}/v1/proof/inclusion?index={i}&size={size}"))
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if !r.status().is_success() {
-                        return Err(format!("proof: HTTP {}", r.status()));
-                    }
-                    r.bytes().await.map_err(|e| e.to_string())?;
-                    Ok(1)
-                }
-            })
-            .await?;
+        })
+        .await?;
+        println!(
+            "inclusion proofs/s on a log of {size} entries, {} clients: median {:.0}",
+            a.clients, proofs
+        );
+        if let Some(kib) = pid.and_then(rss_kib) {
             println!(
-                "inclusion proofs/s on a log of {size} entries, {} clients: median {:.0}",
-                a.clients, proofs
+                "resident memory of the log at {size} entries, after appends and proofs: {:.0} MiB",
+                kib as f64 / 1024.0
             );
         }
     }

@@ -57,7 +57,7 @@ pub struct ServeArgs {
     /// Append requests that may wait for the sequencer before 503s [default: 4096].
     #[arg(long, env = "VELLUM_QUEUE")]
     pub queue: Option<usize>,
-    /// Storage page cache in MiB [default: 256].
+    /// sled page cache in MiB (it holds only the tree size and checkpoint) [default: 32].
     #[arg(long, env = "VELLUM_CACHE_MB")]
     pub cache_mb: Option<u64>,
     /// Write logs as JSON lines.
@@ -139,7 +139,7 @@ impl Config {
             public_entries: a.public_entries.or(f.public_entries).unwrap_or(false),
             max_batch,
             queue: a.queue.or(f.queue).unwrap_or(4096).max(1),
-            cache_bytes: a.cache_mb.or(f.cache_mb).unwrap_or(256) << 20,
+            cache_bytes: a.cache_mb.or(f.cache_mb).unwrap_or(32) << 20,
             log_json: a.log_json.or(f.log_json).unwrap_or(false),
         })
     }
