@@ -5,7 +5,7 @@
 //! before the tree size that covers them is recorded, and on start-up any
 //! bytes past the recorded size (a crash between the two) are cut off.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -85,7 +85,7 @@ impl BundleFiles {
             vellum_spec::tile::push_bundle_entry(buf, e)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         }
-        let mut new_dirs: HashMap<PathBuf, ()> = HashMap::new();
+        let mut new_dirs: HashSet<PathBuf> = HashSet::new();
         for (n, buf) in &bufs {
             let p = self.path(*n);
             let fresh = !p.exists();
@@ -94,17 +94,17 @@ impl BundleFiles {
                     if !dir.exists() {
                         fs::create_dir_all(dir)?;
                         if let Some(up) = dir.parent() {
-                            new_dirs.insert(up.to_path_buf(), ());
+                            new_dirs.insert(up.to_path_buf());
                         }
                     }
-                    new_dirs.insert(dir.to_path_buf(), ());
+                    new_dirs.insert(dir.to_path_buf());
                 }
             }
             let mut f = OpenOptions::new().create(true).append(true).open(&p)?;
             f.write_all(buf)?;
             f.sync_data()?;
         }
-        for dir in new_dirs.keys() {
+        for dir in &new_dirs {
             File::open(dir)?.sync_all()?;
         }
         Ok(())

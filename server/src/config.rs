@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// sled page cache in MiB (it holds only the tree size and checkpoint) [default: 32].
     #[arg(long, env = "VELLUM_CACHE_MB")]
     pub cache_mb: Option<u64>,
+    /// Event IDs the dedup index keeps in memory before writing a sorted
+    /// run file (memory vs. number of files) [default: 262144].
+    #[arg(long, env = "VELLUM_DEDUP_TABLE_KEYS")]
+    pub dedup_table_keys: Option<usize>,
     /// Write logs as JSON lines.
     #[arg(long, env = "VELLUM_LOG_JSON", num_args = 0..=1, default_missing_value = "true")]
     pub log_json: Option<bool>,
@@ -76,6 +80,7 @@ struct FileConfig {
     max_batch: Option<usize>,
     queue: Option<usize>,
     cache_mb: Option<u64>,
+    dedup_table_keys: Option<usize>,
     log_json: Option<bool>,
 }
 
@@ -98,6 +103,8 @@ pub struct Config {
     pub queue: usize,
     /// Storage cache in bytes.
     pub cache_bytes: u64,
+    /// Dedup keys held in memory per run.
+    pub dedup_table_keys: usize,
     /// JSON logs.
     pub log_json: bool,
 }
@@ -140,6 +147,11 @@ impl Config {
             max_batch,
             queue: a.queue.or(f.queue).unwrap_or(4096).max(1),
             cache_bytes: a.cache_mb.or(f.cache_mb).unwrap_or(32) << 20,
+            dedup_table_keys: a
+                .dedup_table_keys
+                .or(f.dedup_table_keys)
+                .unwrap_or(crate::dedup_index::TABLE_KEYS)
+                .max(1),
             log_json: a.log_json.or(f.log_json).unwrap_or(false),
         })
     }

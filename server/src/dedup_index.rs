@@ -24,7 +24,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use crate::dedup::{Filter, Key};
 
-/// Keys held in memory before they are written out as a run.
+/// Keys held in memory before they are written out as a run (default).
 pub const TABLE_KEYS: usize = 1 << 18;
 const RECORD: u64 = 24;
 
@@ -172,6 +172,7 @@ struct State {
 /// The dedup index of one log.
 pub struct DedupIndex {
     dir: PathBuf,
+    table_keys: usize,
     filter: Filter,
     state: Mutex<State>,
     merge_tx: Mutex<Option<mpsc::Sender<()>>>,
@@ -180,7 +181,7 @@ pub struct DedupIndex {
 impl DedupIndex {
     /// Opens the index in `dir`; returns it and the first entry index
     /// whose key must be re-added (with [`DedupIndex::insert`]).
-    pub fn open(dir: &Path) -> io::Result<(Arc<DedupIndex>, u64)> {
+    pub fn open(dir: &Path, table_keys: usize) -> io::Result<(Arc<DedupIndex>, u64)> {
         fs::create_dir_all(dir)?;
         let mut found: Vec<(u64, u64, PathBuf)> = Vec::new();
         for e in fs::read_dir(dir)? {
@@ -221,6 +222,7 @@ impl DedupIndex {
         }
         let idx = Arc::new(DedupIndex {
             dir: dir.into(),
+            table_keys: table_keys.max(1),
             filter,
             state: Mutex::new(State {
                 runs,
@@ -273,7 +275,7 @@ impl DedupIndex {
             self.filter.insert(k);
             st.table.insert(*k, *i);
         }
-        if st.table.len() < TABLE_KEYS {
+        if st.table.len() < self.table_keys {
             return Ok(());
         }
         let end = keys.last().map(|(_, i)| i + 1).unwrap_or(st.table_start);
@@ -342,7 +344,7 @@ mod tests {
     fn lookups_across_table_runs_merges_and_reopen() {
         let dir = std::env::temp_dir().join(format!("vellum-dedup-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let (idx, from) = DedupIndex::open(&dir).unwrap();
+        let (idx, from) = DedupIndex::open(&dir, TABLE_KEYS).unwrap();
         assert_eq!(from, 0);
         let n = (TABLE_KEYS * 5 + 1000) as u64;
         let keys: Vec<(Key, u64)> = (0..n).map(|i| (key("gw", &format!("e{i}")), i)).collect();
@@ -368,7 +370,7 @@ mod tests {
         // from the entries, starting at the returned index.
         drop(idx);
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let (idx, from) = DedupIndex::open(&dir).unwrap();
+        let (idx, from) = DedupIndex::open(&dir, TABLE_KEYS).unwrap();
         // Runs were written when a 10,000-key chunk filled the table.
         assert!(from >= (TABLE_KEYS * 4) as u64 && from < n, "{from}");
         assert_eq!(idx.get(&keys[5].0).unwrap(), Some(5));
@@ -384,7 +386,7 @@ mod tests {
         )
         .unwrap();
         drop(idx);
-        let (_idx, _) = DedupIndex::open(&dir).unwrap();
+        let (_idx, _) = DedupIndex::open(&dir, TABLE_KEYS).unwrap();
         assert!(!dir
             .join("run-00000000000000000000-00000000000000000001.tmp")
             .exists());

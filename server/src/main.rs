@@ -160,7 +160,8 @@ async fn run_server(cfg: Config) -> Result<(), String> {
     }
     println!("{vkey}");
     let store: Arc<dyn store::LogStore> = Arc::new(
-        store::SledStore::open(&dir.db_path(), cfg.cache_bytes).map_err(|e| e.to_string())?,
+        store::SledStore::open(&dir.db_path(), cfg.cache_bytes, cfg.dedup_table_keys)
+            .map_err(|e| e.to_string())?,
     );
     let metrics = Arc::new(metrics::Metrics::default());
     let (queue, seq) =

@@ -112,7 +112,11 @@ fn be_u64(v: &[u8]) -> Result<u64, StoreError> {
 
 impl SledStore {
     /// Opens (or creates) the store in `dir` with a bounded page cache.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+    pub fn open(
+        dir: &Path,
+        cache_bytes: u64,
+        dedup_table_keys: usize,
+    ) -> Result<SledStore, StoreError> {
         let index = dir.join("index");
         let db = sled::Config::new()
             .path(&index)
@@ -127,7 +131,8 @@ impl SledStore {
             None => 0,
         };
         let bundles = BundleFiles::open(&dir.join("entries"), size).map_err(io_err)?;
-        let (dedup, from) = DedupIndex::open(&dir.join("dedup")).map_err(io_err)?;
+        let (dedup, from) =
+            DedupIndex::open(&dir.join("dedup"), dedup_table_keys).map_err(io_err)?;
         if from > size {
             return Err(StoreError::Corrupt(format!(
                 "dedup index covers {from} entries but the log holds {size}"
