@@ -105,7 +105,7 @@ fn run(
         }
         let span = tracing::debug_span!("group_commit", jobs = jobs.len(), entries = n);
         let _g = span.enter();
-        match commit(store.as_ref(), &mut edge, &jobs, &metrics) {
+        match commit(store.as_ref(), &mut edge, &mut jobs, &metrics) {
             Ok(results) => {
                 state.durable_size.store(edge.size(), Ordering::Release);
                 metrics.tree_size.store(edge.size(), Ordering::Relaxed);
@@ -137,7 +137,7 @@ fn run(
 fn commit(
     store: &dyn LogStore,
     edge: &mut TreeEdge,
-    jobs: &[AppendJob],
+    jobs: &mut [AppendJob],
     metrics: &Metrics,
 ) -> Result<Vec<Vec<Appended>>, StoreError> {
     let mut batch = CommitBatch::default();
@@ -146,9 +146,9 @@ fn commit(
     let mut next = edge.size();
     let mut results = Vec::with_capacity(jobs.len());
     let mut dups = 0u64;
-    for job in jobs {
+    for job in jobs.iter_mut() {
         let mut out = Vec::with_capacity(job.items.len());
-        for item in &job.items {
+        for item in job.items.iter_mut() {
             let key = dedup::key(&job.gateway, &item.event_id);
             let earlier = match pending.get(&key) {
                 Some(&(i, h)) => Some((i, h)),
@@ -173,7 +173,8 @@ fn commit(
                 continue;
             }
             pending.insert(key, (next, item.leaf_hash));
-            batch.entries.push((next, item.leaf.clone()));
+            // The request no longer needs its copy of the leaf.
+            batch.entries.push((next, std::mem::take(&mut item.leaf)));
             batch.dedup.push((key, next));
             leaves.push(item.leaf_hash);
             out.push(Appended {

@@ -32,13 +32,17 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+/// A stored tile (see [`crate::tree::encode_tile`]) and its (level, index),
+/// shared between the write and the in-memory right edge.
+pub type StoredTileBytes = ((u8, u64), Arc<Vec<u8>>);
+
 /// One sequenced batch, applied durably and atomically by [`LogStore::commit`].
 #[derive(Default)]
 pub struct CommitBatch {
     /// New entries: (index, leaf bytes), in index order.
     pub entries: Vec<(u64, Vec<u8>)>,
     /// Tiles written: ((level, index), stored tile bytes).
-    pub tiles: Vec<((u8, u64), Vec<u8>)>,
+    pub tiles: Vec<StoredTileBytes>,
     /// Dedup keys ([`crate::dedup::key`]) and the index each points at.
     pub dedup: Vec<(crate::dedup::Key, u64)>,
     /// Tree size after this batch.
@@ -209,7 +213,7 @@ impl LogStore for SledStore {
             for ((level, index), data) in &b.tiles {
                 let slot = &mut edge[*level as usize % 64];
                 if slot.as_ref().is_none_or(|(i, _)| *i <= *index) {
-                    *slot = Some((*index, Arc::new(data.clone())));
+                    *slot = Some((*index, data.clone()));
                 }
             }
         }

@@ -50,7 +50,7 @@ impl TileFiles {
 
     /// Writes stored tiles in place and fsyncs them, and the directories
     /// that gained an entry.
-    pub fn write(&self, tiles: &[((u8, u64), Vec<u8>)]) -> io::Result<()> {
+    pub fn write(&self, tiles: &[crate::store::StoredTileBytes]) -> io::Result<()> {
         let mut dirty_dirs: HashSet<PathBuf> = HashSet::new();
         for ((level, n), data) in tiles {
             let p = self.path(*level, *n);

@@ -3,12 +3,13 @@
 //! right edge that the sequencer extends, and a node reader for proofs.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use vellum_spec::hash::{node_hash, Hash, HASH_SIZE};
 use vellum_spec::merkle::{NodeId, NodeReader, ProofError};
 use vellum_spec::tile::{tile_width, TILE_HEIGHT, TILE_WIDTH};
 
-use crate::store::{LogStore, StoreError};
+use crate::store::{LogStore, StoreError, StoredTileBytes};
 
 /// Hashes a stored tile holds: its 256 and the 255 above them in its subtree.
 const SLOTS: usize = 2 * TILE_WIDTH as usize - 1;
@@ -112,8 +113,8 @@ impl TreeEdge {
 
     /// Appends leaf hashes and returns the tiles to write: every tile that
     /// became full and the new partial tile of each level that changed.
-    pub fn append(&mut self, leaves: &[Hash]) -> Vec<((u8, u64), Vec<u8>)> {
-        let mut out: Vec<((u8, u64), Vec<u8>)> = Vec::new();
+    pub fn append(&mut self, leaves: &[Hash]) -> Vec<StoredTileBytes> {
+        let mut out: Vec<StoredTileBytes> = Vec::new();
         let mut touched = [false; 64];
         for leaf in leaves {
             let leaf_index = self.size;
@@ -134,7 +135,7 @@ impl TreeEdge {
                 let pos = row_len(leaf_index + 1, level as u8) - 1;
                 let enc = encode_tile(&row);
                 h = full_tile_root(&enc);
-                out.push(((level as u8, pos / TILE_WIDTH), enc));
+                out.push(((level as u8, pos / TILE_WIDTH), Arc::new(enc)));
                 touched[level] = false;
                 level += 1;
             }
@@ -143,7 +144,7 @@ impl TreeEdge {
         for (level, row) in self.rows.iter().enumerate() {
             if touched[level] && !row.is_empty() {
                 let index = row_len(self.size, level as u8) / TILE_WIDTH;
-                out.push(((level as u8, index), encode_tile(row)));
+                out.push(((level as u8, index), Arc::new(encode_tile(row))));
             }
         }
         out
