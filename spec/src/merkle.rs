@@ -288,15 +288,16 @@ pub fn verify_consistency(
             want,
         });
     }
-    if from == 0 {
-        return if *old_root == EMPTY_ROOT {
+    // Equal sizes first: 0 -> 0 must also have the empty root on both sides.
+    if from == to {
+        return if old_root == new_root && (from != 0 || *old_root == EMPTY_ROOT) {
             Ok(())
         } else {
             Err(VerifyError::RootMismatch)
         };
     }
-    if from == to {
-        return if old_root == new_root {
+    if from == 0 {
+        return if *old_root == EMPTY_ROOT {
             Ok(())
         } else {
             Err(VerifyError::RootMismatch)
@@ -336,26 +337,6 @@ pub fn verify_consistency(
         Ok(())
     } else {
         Err(VerifyError::RootMismatch)
-    }
-}
-
-/// An in-memory node source over a list of leaf hashes, for tests and small
-/// trees. It recomputes each node from the leaves, so it is O(n) per node.
-pub struct LeafList<'a>(pub &'a [Hash]);
-
-impl NodeReader for LeafList<'_> {
-    fn read_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, ProofError> {
-        nodes
-            .iter()
-            .map(|n| {
-                let lo = n.index.checked_shl(n.height as u32).unwrap_or(u64::MAX);
-                let hi = lo.saturating_add(1u64 << n.height);
-                if hi as usize > self.0.len() || lo >= hi {
-                    return Err(ProofError::Read(format!("node {n:?} is beyond the leaves")));
-                }
-                Ok(perfect_root(&self.0[lo as usize..hi as usize]))
-            })
-            .collect()
     }
 }
 

@@ -4,6 +4,7 @@
 //! Tiles have height 8: tile `(L, N)` holds the hashes of tree level `8·L`
 //! at indexes `N·256 … N·256+255`; a partial tile holds the first `W`.
 
+use crate::checkpoint::parse_canonical_u64;
 use crate::hash::{Hash, HASH_SIZE};
 use crate::merkle::{perfect_root, NodeId};
 
@@ -109,19 +110,11 @@ pub fn encode_index(mut n: u64) -> String {
     groups.join("/")
 }
 
-fn parse_decimal(s: &str) -> Option<u64> {
-    if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    s.parse().ok()
-}
-
 /// Parses `<N>[.p/<W>]` (the part after the level) into index and width.
 fn parse_index_and_width(s: &str) -> Result<(u64, u16), TilePathError> {
     let (idx, width) = match s.split_once(".p/") {
         Some((i, w)) => {
-            let w = parse_decimal(w)
+            let w = parse_canonical_u64(w)
                 .filter(|w| (1..TILE_WIDTH).contains(w))
                 .ok_or(TilePathError::Width)?;
             (i, w as u16)
@@ -153,7 +146,7 @@ fn parse_index_and_width(s: &str) -> Result<(u64, u16), TilePathError> {
 /// Parses a hash tile path `<L>/<N>[.p/<W>]` (without the `tile/` prefix).
 pub fn parse_tile_path(s: &str) -> Result<TileId, TilePathError> {
     let (l, rest) = s.split_once('/').ok_or(TilePathError::Level)?;
-    let level = parse_decimal(l)
+    let level = parse_canonical_u64(l)
         .filter(|l| *l <= 63)
         .ok_or(TilePathError::Level)? as u8;
     let (index, width) = parse_index_and_width(rest)?;
