@@ -27,6 +27,8 @@ pub struct AppendItem {
     pub leaf: Vec<u8>,
     /// SHA-256(0x00 || leaf), computed by the request handler.
     pub leaf_hash: Hash,
+    /// Dedup key of (gateway, event_id), computed by the request handler.
+    pub key: dedup::Key,
 }
 
 /// The outcome for one event of a request.
@@ -44,8 +46,6 @@ pub struct Appended {
 
 /// One append request in the queue.
 pub struct AppendJob {
-    /// Name of the authenticated token (the `gateway` field).
-    pub gateway: Arc<str>,
     /// Events in request order.
     pub items: Vec<AppendItem>,
     /// When the request entered the queue.
@@ -149,7 +149,7 @@ fn commit(
     for job in jobs.iter_mut() {
         let mut out = Vec::with_capacity(job.items.len());
         for item in job.items.iter_mut() {
-            let key = dedup::key(&job.gateway, &item.event_id);
+            let key = item.key;
             let earlier = match pending.get(&key) {
                 Some(&(i, h)) => Some((i, h)),
                 None => match store.dedup(&key)? {

@@ -12,6 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use vellum_spec::hash::Hash;
+
 use crate::secrets;
 
 /// What a token may do.
@@ -95,10 +97,6 @@ fn hash_token(token: &str) -> [u8; 32] {
     vellum_spec::hash::sha256(token.as_bytes())
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Whether `name` is a valid token name.
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -156,7 +154,7 @@ pub fn add(dir: &Path, name: &str, scopes: &[Scope]) -> Result<String, TokenErro
     scopes.dedup();
     f.tokens.push(TokenRecord {
         name: name.into(),
-        sha256: hex(&hash_token(&token)),
+        sha256: Hash(hash_token(&token)).to_hex(),
         scopes,
         created: vellum_spec::time::format_millis(now),
     });
@@ -228,15 +226,15 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 fn index(f: TokenFile) -> HashMap<[u8; 32], Arc<Principal>> {
     let mut by_hash = HashMap::new();
     for t in f.tokens {
-        let mut h = [0u8; 32];
-        if t.sha256.len() != 64 {
+        let Some(h) = Hash::from_hex(&t.sha256) else {
+            tracing::warn!(
+                token = %t.name,
+                "tokens.json: sha256 is not 64 hex digits; this token is ignored (revoke and re-add it)"
+            );
             continue;
-        }
-        for (i, b) in h.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&t.sha256[2 * i..2 * i + 2], 16).unwrap_or(0);
-        }
+        };
         by_hash.insert(
-            h,
+            h.0,
             Arc::new(Principal {
                 name: t.name.into(),
                 scopes: t.scopes,
@@ -313,5 +311,35 @@ impl TokenStore {
             });
         }
         Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_hashes_are_skipped_not_zeroed() {
+        let good = "vlm_good";
+        let f = TokenFile {
+            tokens: vec![
+                TokenRecord {
+                    name: "ok".into(),
+                    sha256: Hash(hash_token(good)).to_hex(),
+                    scopes: vec![Scope::Append],
+                    created: String::new(),
+                },
+                TokenRecord {
+                    name: "damaged".into(),
+                    sha256: "zz".repeat(32),
+                    scopes: vec![Scope::Append, Scope::Read],
+                    created: String::new(),
+                },
+            ],
+        };
+        let by_hash = index(f);
+        assert_eq!(by_hash.len(), 1);
+        assert_eq!(&*by_hash[&hash_token(good)].name, "ok");
+        assert!(!by_hash.contains_key(&[0u8; 32]));
     }
 }

@@ -48,6 +48,18 @@ impl Hash {
         B64.encode(self.0)
     }
 
+    /// Parses 64 hexadecimal digits.
+    pub fn from_hex(s: &str) -> Option<Hash> {
+        if s.len() != 64 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; HASH_SIZE];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Hash(out))
+    }
+
     /// Lowercase hexadecimal.
     pub fn to_hex(&self) -> String {
         let mut s = String::with_capacity(64);
@@ -120,5 +132,8 @@ mod tests {
         assert_eq!(Hash::from_base64(&h.to_base64()), Ok(h));
         assert_eq!(Hash::from_base64("!!"), Err(HashError::Base64));
         assert_eq!(Hash::from_base64("AAAA"), Err(HashError::Length(3)));
+        assert_eq!(Hash::from_hex(&h.to_hex()), Some(h));
+        assert_eq!(Hash::from_hex(&"g".repeat(64)), None);
+        assert_eq!(Hash::from_hex("00"), None);
     }
 }

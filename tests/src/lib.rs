@@ -119,6 +119,16 @@ impl Log {
         panic!("vellum did not become healthy within 30 s");
     }
 
+    /// Runs `vellum <args> --data <this log's directory>` and returns its output.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin("vellum"))
+            .args(args)
+            .arg("--data")
+            .arg(self.dir.path())
+            .output()
+            .expect("running vellum")
+    }
+
     /// Kills the process with SIGKILL and reaps it.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -195,11 +195,7 @@ fn dedup_by_gateway_and_event_id() {
     assert_eq!(again[2]["index"], json!(2));
     assert_eq!(log.tree_size(), 3);
     // Another gateway may use the same event_id.
-    let out = std::process::Command::new(bin("vellum"))
-        .args(["token", "add", "gw2", "--scopes", "append", "--data"])
-        .arg(log.data())
-        .output()
-        .unwrap();
+    let out = log.cli(&["token", "add", "gw2", "--scopes", "append"]);
     assert!(out.status.success());
     let t2 = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let other = append(&log, &t2, &[event("a", Some("evt-1"))]);
@@ -240,11 +236,7 @@ fn access_control_tokens_and_restart() {
     assert_eq!(log.get("/v1/entries/0", Some("vlm_nope")).0, 401);
     // An append-only token cannot read; a read-only token cannot append.
     let add = |name: &str, scopes: &str| {
-        let out = std::process::Command::new(bin("vellum"))
-            .args(["token", "add", name, "--scopes", scopes, "--data"])
-            .arg(log.data())
-            .output()
-            .unwrap();
+        let out = log.cli(&["token", "add", name, "--scopes", scopes]);
         assert!(
             out.status.success(),
             "{}",
@@ -273,11 +265,7 @@ fn access_control_tokens_and_restart() {
         200
     );
     // `token list` shows names and scopes, never secrets.
-    let out = std::process::Command::new(bin("vellum"))
-        .args(["token", "list", "--data"])
-        .arg(log.data())
-        .output()
-        .unwrap();
+    let out = log.cli(&["token", "list"]);
     let list = String::from_utf8(out.stdout).unwrap();
     assert!(
         list.contains("writer\tappend") && list.contains("default\tappend,read"),
@@ -285,12 +273,7 @@ fn access_control_tokens_and_restart() {
     );
     assert!(!list.contains(&writer));
     // Revoking takes effect on the running log.
-    let st = std::process::Command::new(bin("vellum"))
-        .args(["token", "revoke", "writer", "--data"])
-        .arg(log.data())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    assert!(log.cli(&["token", "revoke", "writer"]).status.success());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let (s, _) = log.post_events(
@@ -316,18 +299,13 @@ fn access_control_tokens_and_restart() {
     assert!(after.size >= before.size);
     assert_eq!(log.token(), token);
     // A different origin on an existing directory is refused.
-    let out = std::process::Command::new(bin("vellum"))
-        .args([
-            "serve",
-            "--origin",
-            "other.example/log",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(log.data())
-        .output()
-        .unwrap();
+    let out = log.cli(&[
+        "serve",
+        "--origin",
+        "other.example/log",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("other.example/log"));
 }
@@ -354,12 +332,14 @@ fn append_command_sends_ndjson() {
         .map(|i| event(&format!("n{i}"), None).to_string())
         .collect();
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let out = std::process::Command::new(bin("vellum"))
-        .args(["append", "--url", &log.url(), "--batch", "100", "--data"])
-        .arg(log.data())
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = log.cli(&[
+        "append",
+        "--url",
+        &log.url(),
+        "--batch",
+        "100",
+        file.to_str().unwrap(),
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -375,12 +355,7 @@ fn append_command_sends_ndjson() {
     assert_eq!(log.tree_size(), 250);
     // A bad line is reported with its line numbers and nothing of its batch is written.
     std::fs::write(&file, format!("{}\n{{\"bad\":1}}\n", lines[0])).unwrap();
-    let out = std::process::Command::new(bin("vellum"))
-        .args(["append", "--url", &log.url(), "--data"])
-        .arg(log.data())
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = log.cli(&["append", "--url", &log.url(), file.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("lines 1-2") && err.contains("bad"), "{err}");
