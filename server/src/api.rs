@@ -170,6 +170,7 @@ async fn append_inner(st: &AppState, headers: HeaderMap, body: Body) -> Result<R
     let items = seal_all(st, &gateway, &bytes)?;
     let (tx, rx) = oneshot::channel();
     let job = AppendJob {
+        gateway,
         items,
         enqueued: Instant::now(),
         reply: tx,
@@ -256,7 +257,6 @@ fn seal_all(st: &AppState, gateway: &str, bytes: &[u8]) -> Result<Vec<AppendItem
             })?;
             let leaf_hash = leaf_hash(&sealed.leaf);
             Ok(AppendItem {
-                key: crate::dedup::key(gateway, &sealed.event_id),
                 event_id: sealed.event_id,
                 leaf: sealed.leaf,
                 leaf_hash,

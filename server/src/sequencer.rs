@@ -27,8 +27,6 @@ pub struct AppendItem {
     pub leaf: Vec<u8>,
     /// SHA-256(0x00 || leaf), computed by the request handler.
     pub leaf_hash: Hash,
-    /// Dedup key of (gateway, event_id), computed by the request handler.
-    pub key: dedup::Key,
 }
 
 /// The outcome for one event of a request.
@@ -46,6 +44,8 @@ pub struct Appended {
 
 /// One append request in the queue.
 pub struct AppendJob {
+    /// Name of the authenticated token (the `gateway` field).
+    pub gateway: Arc<str>,
     /// Events in request order.
     pub items: Vec<AppendItem>,
     /// When the request entered the queue.
@@ -149,7 +149,9 @@ fn commit(
     for job in jobs.iter_mut() {
         let mut out = Vec::with_capacity(job.items.len());
         for item in job.items.iter_mut() {
-            let key = item.key;
+            // Hashed here, not in the handlers: they are the saturated part
+            // of the append path, the sequencer has headroom (measured).
+            let key = dedup::key(&job.gateway, &item.event_id);
             let earlier = match pending.get(&key) {
                 Some(&(i, h)) => Some((i, h)),
                 None => match store.dedup(&key)? {
