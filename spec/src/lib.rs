@@ -11,8 +11,10 @@ pub mod hash;
 pub mod jcs;
 pub mod merkle;
 pub mod note;
+pub mod proof;
 pub mod tile;
 pub mod time;
+pub mod witness;
 
 pub use checkpoint::Checkpoint;
 pub use hash::{leaf_hash, node_hash, Hash, EMPTY_ROOT};

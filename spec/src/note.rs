@@ -143,6 +143,17 @@ impl VerifierKey {
         })
     }
 
+    /// The same Ed25519 key as a `cosignature/v1` verifier (ID recomputed
+    /// with type 0x04), for witnesses whose key was published as type 0x01.
+    pub fn as_cosignature_v1(&self) -> VerifierKey {
+        VerifierKey {
+            name: self.name.clone(),
+            id: key_id(&self.name, ALG_COSIGNATURE_V1, self.key.as_bytes()),
+            alg: ALG_COSIGNATURE_V1,
+            key: self.key,
+        }
+    }
+
     /// The key string `<name>+<hex id>+<base64(type || public key)>`.
     pub fn to_vkey(&self) -> String {
         let mut raw = vec![self.alg];
@@ -442,6 +453,36 @@ impl Note {
             return Err(NoteError::NoTrustedSignature);
         }
         Ok(out)
+    }
+
+    /// Checks each key that has a signature line here, independently: one
+    /// entry per such key, `None` when none of its lines verifies. Unlike
+    /// [`Note::verify`], a failing line does not reject the others; use it
+    /// to count cosignatures and to report the ones that failed.
+    pub fn verify_each(&self, keys: &[VerifierKey]) -> Vec<(VerifierKey, Option<Verified>)> {
+        let mut out: Vec<(VerifierKey, Option<Verified>)> = Vec::new();
+        for k in keys {
+            if out.iter().any(|(seen, _)| seen == k) {
+                continue;
+            }
+            let mut lines = self
+                .sigs
+                .iter()
+                .filter(|s| s.name == k.name && s.id == k.id)
+                .peekable();
+            if lines.peek().is_none() {
+                continue;
+            }
+            let ok = lines.find_map(|s| k.verify(self.text.as_bytes(), &s.sig));
+            out.push((
+                k.clone(),
+                ok.map(|timestamp| Verified {
+                    key: k.clone(),
+                    timestamp,
+                }),
+            ));
+        }
+        out
     }
 
     /// The note's wire form: text, blank line, signature lines.

@@ -258,3 +258,69 @@ fn real_sumdb_signed_tree_heads() {
         assert!(forged.verify(std::slice::from_ref(&key)).is_err());
     }
 }
+
+#[test]
+fn real_cosigned_checkpoint_from_the_witness_network() {
+    let v = vector("signed-note.json");
+    let c = &v["real_cosigned_checkpoint"];
+    let log = VerifierKey::parse(c["log_vkey"].as_str().unwrap()).unwrap();
+    let witness = VerifierKey::parse(c["witness_vkey"].as_str().unwrap()).unwrap();
+    let note = Note::parse(c["note"].as_str().unwrap().as_bytes()).unwrap();
+    let ok = note.verify(&[log.clone(), witness.clone()]).unwrap();
+    assert_eq!(
+        ok.len(),
+        2,
+        "the log's Ed25519 line and remora's cosignature"
+    );
+    let cosig = ok.iter().find(|v| v.key == witness).unwrap();
+    // 0x6a122120 = 1779573024 (2026-05-23).
+    assert_eq!(cosig.timestamp, Some(0x6a12_2120));
+    let cp = Checkpoint::parse(&note.text).unwrap();
+    assert_eq!(cp.size, 1_432_088_532);
+    // The cosignature covers the checkpoint text: one changed digit fails it.
+    let mut forged = note.clone();
+    forged.text = forged.text.replace("1432088532", "1432088533");
+    assert!(forged.verify(std::slice::from_ref(&witness)).is_err());
+    // Each signature line is checked on its own key: the witness line alone
+    // verifies the note, and the log's key alone does too.
+    assert_eq!(
+        note.verify(std::slice::from_ref(&witness)).unwrap().len(),
+        1
+    );
+    assert_eq!(note.verify(std::slice::from_ref(&log)).unwrap().len(), 1);
+    // Round trip: our serialisation is byte-identical to the published note.
+    assert_eq!(note.to_bytes(), c["note"].as_str().unwrap().as_bytes());
+}
+
+#[test]
+fn c2sp_cosignature_example_layout() {
+    let v = vector("signed-note.json");
+    let c = &v["c2sp_cosignature_example"];
+    let line = c["line"].as_str().unwrap();
+    let sig = vellum_spec::note::NoteSignature::parse_line(line.trim_end_matches('\n')).unwrap();
+    assert_eq!(sig.name, "witness.example.com/w1");
+    assert_eq!(format!("{:08x}", sig.id), c["key_id"].as_str().unwrap());
+    assert_eq!(sig.sig.len(), 72);
+    assert_eq!(
+        u64::from_be_bytes(sig.sig[..8].try_into().unwrap()),
+        c["timestamp"].as_u64().unwrap()
+    );
+    let msg = vellum_spec::note::cosignature_message(
+        c["timestamp"].as_u64().unwrap(),
+        c["checkpoint"].as_str().unwrap().as_bytes(),
+    );
+    assert_eq!(msg, c["message"].as_str().unwrap().as_bytes());
+}
+
+#[test]
+fn ed25519_vkey_rekeyed_as_cosignature_v1() {
+    let v = vector("signed-note.json");
+    let c = &v["cosig_vkey_conversion"];
+    let k = VerifierKey::parse(c["ed25519_vkey"].as_str().unwrap()).unwrap();
+    let co = k.as_cosignature_v1();
+    assert_eq!(co.alg, ALG_COSIGNATURE_V1);
+    assert_eq!(
+        format!("{:08x}", co.id),
+        c["cosignature_id"].as_str().unwrap()
+    );
+}
