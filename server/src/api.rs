@@ -47,6 +47,10 @@ pub struct AppState {
     pub public_entries: bool,
     /// Most events per append request.
     pub max_batch: usize,
+    /// How long an append waits for a receipt.
+    pub receipt_timeout: std::time::Duration,
+    /// Witnesses, for their metrics.
+    pub witnessing: Option<Arc<crate::witnessing::Witnessing>>,
 }
 
 /// A refused request.
@@ -67,6 +71,10 @@ pub enum ApiError {
     /// 503: overloaded or storage failed; retry after the given seconds.
     #[error("{0}")]
     Unavailable(String, u32),
+    /// 504: the events are durable but no checkpoint covered them in time;
+    /// the body carries the append results.
+    #[error("{0}")]
+    ReceiptTimeout(String, Value),
     /// 500: an internal failure (details are logged, not sent).
     #[error("internal error: {0}")]
     Internal(String),
@@ -81,6 +89,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ReceiptTimeout(..) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if let ApiError::Internal(e) = &self {
@@ -90,7 +99,11 @@ impl IntoResponse for ApiError {
             ApiError::Internal(_) => "internal error; see the log's own logs".to_string(),
             e => e.to_string(),
         };
-        let mut resp = (status, axum::Json(json!({ "error": msg }))).into_response();
+        let body = match &self {
+            ApiError::ReceiptTimeout(_, entries) => json!({ "error": msg, "entries": entries }),
+            _ => json!({ "error": msg }),
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
         let h = resp.headers_mut();
         match &self {
             ApiError::Auth(AuthError::Missing | AuthError::Unknown) => {
@@ -116,6 +129,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proof/inclusion", get(inclusion))
         .route("/v1/proof/consistency", get(consistency))
         .route("/v1/entries/{index}", get(entry))
+        .route("/v1/receipt/{index}", get(receipt))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -140,8 +154,13 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-async fn append(State(st): Shared, headers: HeaderMap, body: Body) -> Response {
-    let res = append_inner(&st, headers, body).await;
+async fn append(
+    State(st): Shared,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let res = append_inner(&st, q.as_deref(), headers, body).await;
     match res {
         Ok(r) => {
             st.metrics.append_requests.fetch_add(1, Ordering::Relaxed);
@@ -154,7 +173,35 @@ async fn append(State(st): Shared, headers: HeaderMap, body: Body) -> Response {
     }
 }
 
-async fn append_inner(st: &AppState, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+/// Reads `?receipt=true|false` (the only query parameter of an append).
+fn want_receipt(q: Option<&str>) -> Result<bool, ApiError> {
+    let mut want = false;
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "true")) {
+            ("receipt", "true" | "1" | "") => want = true,
+            ("receipt", "false" | "0") => want = false,
+            ("receipt", v) => {
+                return Err(ApiError::BadRequest(format!(
+                    "query parameter receipt: {v:?} must be true or false"
+                )))
+            }
+            (k, _) => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {k:?}; expected receipt"
+                )))
+            }
+        }
+    }
+    Ok(want)
+}
+
+async fn append_inner(
+    st: &AppState,
+    q: Option<&str>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let receipt = want_receipt(q)?;
     let gateway = auth(st, &headers, Scope::Append)?;
     if st.seq.failed.load(Ordering::Acquire) {
         return Err(ApiError::Unavailable(
@@ -168,6 +215,11 @@ async fn append_inner(st: &AppState, headers: HeaderMap, body: Body) -> Result<R
         ))
     })?;
     let items = seal_all(st, &gateway, &bytes)?;
+    let leaves: Vec<Vec<u8>> = if receipt {
+        items.iter().map(|i| i.leaf.clone()).collect()
+    } else {
+        vec![]
+    };
     let (tx, rx) = oneshot::channel();
     let job = AppendJob {
         gateway,
@@ -191,6 +243,9 @@ async fn append_inner(st: &AppState, headers: HeaderMap, body: Body) -> Result<R
             tracing::error!(error = %e, "append failed in storage");
             ApiError::Unavailable("log storage failed; nothing was acknowledged".into(), 30)
         })?;
+    if receipt {
+        return with_receipts(st, &appended, leaves).await;
+    }
     let mut out = String::with_capacity(appended.len() * 110 + 16);
     out.push_str("{\"entries\":[");
     for (i, a) in appended.iter().enumerate() {
@@ -471,10 +526,12 @@ async fn entry(
 
 async fn healthz(State(st): Shared) -> Response {
     let failed = st.seq.failed.load(Ordering::Acquire);
+    let cp = st.checkpoints.current();
     let body = json!({
         "status": if failed { "failed" } else { "ok" },
         "tree_size": durable(&st),
-        "checkpoint_size": st.checkpoints.current().size,
+        "checkpoint_size": cp.size,
+        "checkpoint_root": cp.root.to_base64(),
     });
     let code = if failed {
         StatusCode::SERVICE_UNAVAILABLE
@@ -485,9 +542,125 @@ async fn healthz(State(st): Shared) -> Response {
 }
 
 async fn metrics(State(st): Shared) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
-    )
-        .into_response()
+    let mut out = st.metrics.render();
+    if let Some(w) = &st.witnessing {
+        crate::witnessing::render_metrics(&w.metrics, &w.quorum_seconds, &mut out);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Waits for a published checkpoint covering every appended event and
+/// answers each with a receipt: a C2SP tlog-proof whose `extra` is the leaf.
+async fn with_receipts(
+    st: &AppState,
+    appended: &[crate::sequencer::Appended],
+    leaves: Vec<Vec<u8>>,
+) -> Result<Response, ApiError> {
+    let results: Vec<Value> = appended
+        .iter()
+        .map(|a| {
+            let mut v = json!({
+                "index": a.index,
+                "leaf_hash": a.leaf_hash.to_base64(),
+                "event_id": a.event_id,
+            });
+            if a.duplicate {
+                v["duplicate"] = Value::Bool(true);
+            }
+            v
+        })
+        .collect();
+    let need = appended.iter().map(|a| a.index + 1).max().unwrap_or(0);
+    let Some(cp) = st.checkpoints.wait_for(need, st.receipt_timeout).await else {
+        return Err(ApiError::ReceiptTimeout(
+            format!(
+                "the events are durable, but no checkpoint covering them was published within {:?} \
+                 (are the witnesses reachable?); fetch GET /v1/receipt/<index> later, or resend: \
+                 duplicates are answered with their original index",
+                st.receipt_timeout
+            ),
+            Value::Array(results),
+        ));
+    };
+    let store = st.store.clone();
+    let items: Vec<(u64, Option<Vec<u8>>)> = appended
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            (
+                a.index,
+                (!a.duplicate).then(|| leaves.get(i).cloned()).flatten(),
+            )
+        })
+        .collect();
+    let cp2 = cp.clone();
+    let receipts = tokio::task::spawn_blocking(move || {
+        items
+            .into_iter()
+            .map(|(index, leaf)| build_receipt(store.as_ref(), &cp2, index, leaf))
+            .collect::<Result<Vec<String>, ApiError>>()
+    })
+    .await
+    .map_err(internal)??;
+    let entries: Vec<Value> = results
+        .into_iter()
+        .zip(receipts)
+        .map(|(mut v, r)| {
+            v["receipt"] = Value::String(r);
+            v
+        })
+        .collect();
+    Ok(axum::Json(json!({ "entries": entries, "checkpoint_size": cp.size })).into_response())
+}
+
+/// A receipt for entry `index` under the published checkpoint `cp`.
+fn build_receipt(
+    store: &dyn LogStore,
+    cp: &crate::checkpointer::Published,
+    index: u64,
+    leaf: Option<Vec<u8>>,
+) -> Result<String, ApiError> {
+    let leaf = match leaf {
+        Some(l) => l,
+        None => store
+            .entry(index)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("entry {index} missing from storage")))?,
+    };
+    let proof =
+        prove_inclusion(index, cp.size, &StoreNodes::new(store, cp.size)).map_err(internal)?;
+    Ok(vellum_spec::proof::TlogProof {
+        extra: Some(leaf),
+        index,
+        proof,
+        checkpoint: cp.note.clone(),
+    }
+    .to_text())
+}
+
+async fn receipt(
+    State(st): Shared,
+    Path(index): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !st.public_entries {
+        auth(&st, &headers, Scope::Read)?;
+    }
+    let index = vellum_spec::checkpoint::parse_canonical_u64(&index).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "entry index {index:?} is not a non-negative integer"
+        ))
+    })?;
+    let cp = st.checkpoints.current();
+    if index >= cp.size {
+        return Err(ApiError::NotFound(format!(
+            "index {index} is not below the published checkpoint's size {}; retry after the next checkpoint",
+            cp.size
+        )));
+    }
+    let store = st.store.clone();
+    let text = tokio::task::spawn_blocking(move || build_receipt(store.as_ref(), &cp, index, None))
+        .await
+        .map_err(internal)??;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }

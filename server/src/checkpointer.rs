@@ -1,11 +1,16 @@
 //! Checkpoint signing: every interval, if the durable tree grew, compute
-//! its root from stored tiles, sign a C2SP checkpoint, store it durably,
-//! and only then publish it. The published size never goes down, even
-//! across a crash, and never covers an entry that is not durable.
+//! its root from stored tiles and sign a C2SP checkpoint. Without witnesses
+//! it is stored durably and published at once; with witnesses it is handed
+//! to them (see `witnessing`) and published, with their cosignatures, once
+//! a quorum cosigned it. The published size never goes down, even across a
+//! crash, and never covers an entry that is not durable.
 
-use std::sync::atomic::Ordering;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
 
 use vellum_spec::hash::Hash;
 use vellum_spec::merkle::tree_root;
@@ -16,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::sequencer::SeqState;
 use crate::store::{LogStore, StoreError};
 use crate::tree::StoreNodes;
+use crate::witnessing::{Cosigned, Signed, Witnessing};
 
 /// A signed checkpoint as served at `/checkpoint`.
 pub struct Published {
@@ -33,6 +39,12 @@ pub struct Checkpointer {
     signer: SignerKey,
     metrics: Arc<Metrics>,
     published: RwLock<Arc<Published>>,
+    /// Size of the published checkpoint, for waiters (receipts).
+    published_size: watch::Sender<u64>,
+    /// Size of the newest signed checkpoint (published or not).
+    signed_size: AtomicU64,
+    /// Witnesses and quorum, if any are configured.
+    witnessing: Option<Arc<Witnessing>>,
 }
 
 fn corrupt(msg: String) -> StoreError {
@@ -45,6 +57,7 @@ impl Checkpointer {
         store: Arc<dyn LogStore>,
         signer: SignerKey,
         metrics: Arc<Metrics>,
+        witnessing: Option<Arc<Witnessing>>,
     ) -> Result<Arc<Checkpointer>, StoreError> {
         let size = store.size()?;
         let published = match store.checkpoint()? {
@@ -75,7 +88,16 @@ impl Checkpointer {
                     root: cp.root,
                 }
             }
-            None => sign(store.as_ref(), &signer, size)?,
+            None => {
+                let s = sign(store.as_ref(), &signer, size)?;
+                let note = s.note_with(&BTreeMap::new());
+                store.put_checkpoint(&note)?;
+                Published {
+                    note,
+                    size: s.size,
+                    root: s.root,
+                }
+            }
         };
         metrics
             .checkpoint_size
@@ -84,9 +106,118 @@ impl Checkpointer {
             store,
             signer,
             metrics,
+            published_size: watch::channel(published.size).0,
+            signed_size: AtomicU64::new(published.size),
             published: RwLock::new(Arc::new(published)),
+            witnessing,
         });
         Ok(c)
+    }
+
+    /// The sizes each witness has cosigned according to the published note
+    /// (0 where it carries no valid cosignature from that witness).
+    pub fn witnessed_sizes(&self) -> Vec<u64> {
+        let Some(w) = &self.witnessing else {
+            return vec![];
+        };
+        let p = self.current();
+        let verified = Note::parse(&p.note)
+            .map(|n| n.verify_each(&w.specs.iter().map(|s| s.key.clone()).collect::<Vec<_>>()))
+            .unwrap_or_default();
+        w.specs
+            .iter()
+            .map(|s| {
+                let ok = verified.iter().any(|(k, v)| *k == s.key && v.is_some());
+                if ok {
+                    p.size
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+
+    /// Waits until the published checkpoint covers `size` entries, at most
+    /// `timeout`; returns it, or `None` on timeout.
+    pub async fn wait_for(&self, size: u64, timeout: Duration) -> Option<Arc<Published>> {
+        let mut rx = self.published_size.subscribe();
+        let ok = tokio::time::timeout(timeout, rx.wait_for(|s| *s >= size)).await;
+        match ok {
+            Ok(Ok(_)) => Some(self.current()),
+            _ => None,
+        }
+    }
+
+    /// Publishes a signed (and, if witnessed, cosigned) note: durably
+    /// stored first, then served.
+    fn publish(&self, note: Vec<u8>, size: u64, root: Hash) -> Result<(), StoreError> {
+        if size < self.current().size {
+            return Ok(());
+        }
+        self.store.put_checkpoint(&note)?;
+        self.metrics.checkpoint_size.store(size, Ordering::Relaxed);
+        tracing::debug!(size, root = %root, "published checkpoint");
+        let p = Arc::new(Published { note, size, root });
+        match self.published.write() {
+            Ok(mut w) => *w = p,
+            Err(w) => *w.into_inner() = p,
+        }
+        self.published_size.send_replace(size);
+        Ok(())
+    }
+
+    /// Collects cosignatures and publishes each checkpoint once a quorum
+    /// cosigned it; late cosignatures are added to the published note.
+    pub async fn collect(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Cosigned>) {
+        let Some(w) = self.witnessing.clone() else {
+            return;
+        };
+        // Cosignatures per checkpoint (size, root); only the newest signed
+        // and the published one are kept.
+        let mut got: BTreeMap<(u64, Hash), BTreeMap<usize, vellum_spec::note::NoteSignature>> =
+            BTreeMap::new();
+        let mut published: Option<(Arc<Signed>, usize)> = None;
+        while let Some(c) = rx.recv().await {
+            let latest = w.latest.borrow().clone();
+            let key = (c.size, c.root);
+            let target = match (&latest, &published) {
+                (Some(l), _) if (l.size, l.root) == key => l.clone(),
+                (_, Some((p, _))) if (p.size, p.root) == key => p.clone(),
+                _ => continue, // a cosignature for a superseded checkpoint
+            };
+            let lines = got.entry(key).or_default();
+            lines.insert(c.witness, c.sig);
+            let n = lines.len();
+            let already = published
+                .as_ref()
+                .filter(|(p, _)| (p.size, p.root) == key)
+                .map(|(_, n)| *n);
+            let better = match already {
+                Some(had) => n > had,
+                None => n >= w.quorum && target.size >= self.current().size,
+            };
+            if better {
+                let note = target.note_with(lines);
+                let me = self.clone();
+                let (size, root) = key;
+                let res = tokio::task::spawn_blocking(move || me.publish(note, size, root)).await;
+                match res {
+                    Ok(Ok(())) => {
+                        if already.is_none() {
+                            w.quorum_seconds.observe(target.at.elapsed().as_secs_f64());
+                        }
+                        published = Some((target, n));
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "storing the cosigned checkpoint failed")
+                    }
+                    Err(e) => tracing::error!(error = %e, "publish task panicked"),
+                }
+            }
+            let keep_latest = latest.as_ref().map(|l| (l.size, l.root));
+            let keep_pub = published.as_ref().map(|(p, _)| (p.size, p.root));
+            got.retain(|k, _| Some(*k) == keep_latest || Some(*k) == keep_pub);
+        }
     }
 
     /// The checkpoint currently published.
@@ -97,22 +228,28 @@ impl Checkpointer {
         }
     }
 
-    /// Signs a checkpoint for `size` if it is larger than the published one.
+    /// Signs a checkpoint for `size` if it is larger than the last signed
+    /// one; publishes it at once, or hands it to the witnesses.
     pub fn advance(&self, size: u64) -> Result<bool, StoreError> {
-        if size <= self.current().size {
+        if size <= self.signed_size.load(Ordering::Acquire) || size <= self.current().size {
             return Ok(false);
         }
         let t = Instant::now();
-        let p = sign(self.store.as_ref(), &self.signer, size)?;
+        let signed = sign(self.store.as_ref(), &self.signer, size)?;
         self.metrics
             .checkpoint_seconds
             .observe(t.elapsed().as_secs_f64());
         self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
-        self.metrics.checkpoint_size.store(size, Ordering::Relaxed);
-        tracing::debug!(size, root = %p.root, "published checkpoint");
-        match self.published.write() {
-            Ok(mut w) => *w = Arc::new(p),
-            Err(w) => *w.into_inner() = Arc::new(p),
+        self.signed_size.store(size, Ordering::Release);
+        match &self.witnessing {
+            Some(w) => {
+                let signed = Arc::new(signed);
+                w.latest.send_replace(Some(signed.clone()));
+                if w.quorum == 0 {
+                    self.publish(signed.note_with(&BTreeMap::new()), size, signed.root)?;
+                }
+            }
+            _ => self.publish(signed.note_with(&BTreeMap::new()), size, signed.root)?,
         }
         Ok(true)
     }
@@ -135,8 +272,8 @@ impl Checkpointer {
     }
 }
 
-/// Computes the root of `size` entries, signs it and stores it durably.
-fn sign(store: &dyn LogStore, signer: &SignerKey, size: u64) -> Result<Published, StoreError> {
+/// Computes the root of `size` entries and signs a checkpoint for it.
+fn sign(store: &dyn LogStore, signer: &SignerKey, size: u64) -> Result<Signed, StoreError> {
     let _span = tracing::debug_span!("sign_checkpoint", size).entered();
     let root =
         tree_root(size, &StoreNodes::new(store, size)).map_err(|e| corrupt(e.to_string()))?;
@@ -146,9 +283,13 @@ fn sign(store: &dyn LogStore, signer: &SignerKey, size: u64) -> Result<Published
         root,
         extensions: vec![],
     };
-    let note = Note::sign(&cp.to_text(), &[signer])
-        .map_err(|e| corrupt(format!("signing: {e}")))?
-        .to_bytes();
-    store.put_checkpoint(&note)?;
-    Ok(Published { note, size, root })
+    let text = cp.to_text();
+    let log_sig = signer.sign(text.as_bytes());
+    Ok(Signed {
+        text,
+        log_sig,
+        size,
+        root,
+        at: Instant::now(),
+    })
 }

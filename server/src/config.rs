@@ -67,6 +67,24 @@ pub struct ServeArgs {
     /// Write logs as JSON lines.
     #[arg(long, env = "VELLUM_LOG_JSON", num_args = 0..=1, default_missing_value = "true")]
     pub log_json: Option<bool>,
+    /// A witness as `VKEY@URL` (repeatable; env: comma-separated). Checkpoints
+    /// are published only once a quorum of witnesses cosigned them.
+    #[arg(
+        long = "witness",
+        env = "VELLUM_WITNESS",
+        value_delimiter = ',',
+        value_name = "VKEY@URL"
+    )]
+    pub witnesses: Vec<String>,
+    /// Cosignatures needed to publish a checkpoint [default: a majority of the witnesses].
+    #[arg(long, env = "VELLUM_WITNESS_QUORUM")]
+    pub witness_quorum: Option<usize>,
+    /// How long one witness request may take, e.g. 2s [default: 5s].
+    #[arg(long, env = "VELLUM_WITNESS_TIMEOUT", value_parser = parse_duration)]
+    pub witness_timeout: Option<Duration>,
+    /// How long an append with `?receipt=true` waits for a checkpoint [default: 10s].
+    #[arg(long, env = "VELLUM_RECEIPT_TIMEOUT", value_parser = parse_duration)]
+    pub receipt_timeout: Option<Duration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -82,6 +100,10 @@ struct FileConfig {
     cache_mb: Option<u64>,
     dedup_table_keys: Option<usize>,
     log_json: Option<bool>,
+    witness: Option<Vec<String>>,
+    witness_quorum: Option<usize>,
+    witness_timeout: Option<String>,
+    receipt_timeout: Option<String>,
 }
 
 /// Resolved settings.
@@ -107,6 +129,14 @@ pub struct Config {
     pub dedup_table_keys: usize,
     /// JSON logs.
     pub log_json: bool,
+    /// Witnesses to ask for cosignatures.
+    pub witnesses: Vec<crate::witnessing::WitnessSpec>,
+    /// Cosignatures needed to publish.
+    pub witness_quorum: usize,
+    /// Per-request witness timeout.
+    pub witness_timeout: Duration,
+    /// How long a receipt request waits.
+    pub receipt_timeout: Duration,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -128,6 +158,51 @@ impl Config {
             }
             (None, None) => Duration::from_secs(1),
         };
+        let dur =
+            |flag: Option<Duration>, file: Option<String>, name: &str, default: Duration| match (
+                flag, file,
+            ) {
+                (Some(d), _) => Ok(d),
+                (None, Some(s)) => parse_duration(&s).map_err(|e| format!("{name}: {e}")),
+                (None, None) => Ok(default),
+            };
+        let witness_timeout = dur(
+            a.witness_timeout,
+            f.witness_timeout,
+            "witness_timeout",
+            Duration::from_secs(5),
+        )?;
+        let receipt_timeout = dur(
+            a.receipt_timeout,
+            f.receipt_timeout,
+            "receipt_timeout",
+            Duration::from_secs(10),
+        )?;
+        let raw = if a.witnesses.is_empty() {
+            f.witness.unwrap_or_default()
+        } else {
+            a.witnesses
+        };
+        let witnesses = raw
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| crate::witnessing::WitnessSpec::parse(s.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, w) in witnesses.iter().enumerate() {
+            if witnesses[..i].iter().any(|o| o.key == w.key) {
+                return Err(format!("witness {} is listed twice", w.key.to_vkey()));
+            }
+        }
+        let witness_quorum = a
+            .witness_quorum
+            .or(f.witness_quorum)
+            .unwrap_or(witnesses.len() / 2 + usize::from(!witnesses.is_empty()));
+        if witness_quorum > witnesses.len() {
+            return Err(format!(
+                "witness quorum {witness_quorum} is more than the {} witness(es) configured",
+                witnesses.len()
+            ));
+        }
         let max_batch = a.max_batch.or(f.max_batch).unwrap_or(1000);
         if max_batch == 0 || max_batch > 100_000 {
             return Err("max_batch must be between 1 and 100000".into());
@@ -153,6 +228,10 @@ impl Config {
                 .unwrap_or(crate::dedup_index::TABLE_KEYS)
                 .max(1),
             log_json: a.log_json.or(f.log_json).unwrap_or(false),
+            witnesses,
+            witness_quorum,
+            witness_timeout,
+            receipt_timeout,
         })
     }
 }

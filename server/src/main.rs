@@ -16,6 +16,7 @@ mod store;
 mod tilefiles;
 mod tokens;
 mod tree;
+mod witnessing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -166,8 +167,32 @@ async fn run_server(cfg: Config) -> Result<(), String> {
     let metrics = Arc::new(metrics::Metrics::default());
     let (queue, seq) =
         sequencer::start(store.clone(), metrics.clone(), cfg.queue).map_err(|e| e.to_string())?;
-    let checkpoints = checkpointer::Checkpointer::open(store.clone(), dir.signer, metrics.clone())
-        .map_err(|e| e.to_string())?;
+    let witnessing = (!cfg.witnesses.is_empty()).then(|| {
+        Arc::new(witnessing::Witnessing::new(
+            cfg.witnesses.clone(),
+            cfg.witness_quorum,
+        ))
+    });
+    let checkpoints = checkpointer::Checkpointer::open(
+        store.clone(),
+        dir.signer,
+        metrics.clone(),
+        witnessing.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(w) = &witnessing {
+        let rx = w.start(
+            store.clone(),
+            cfg.witness_timeout,
+            checkpoints.witnessed_sizes(),
+        )?;
+        tokio::spawn(checkpoints.clone().collect(rx));
+        tracing::info!(
+            witnesses = w.specs.len(),
+            quorum = w.quorum,
+            "checkpoints are published once cosigned by the quorum"
+        );
+    }
     let tokens = Arc::new(tokens::TokenStore::open(&cfg.data).map_err(|e| e.to_string())?);
     tokio::spawn(
         checkpoints
@@ -193,6 +218,8 @@ async fn run_server(cfg: Config) -> Result<(), String> {
         metrics,
         public_entries: cfg.public_entries,
         max_batch: cfg.max_batch,
+        receipt_timeout: cfg.receipt_timeout,
+        witnessing,
     });
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await

@@ -13,7 +13,8 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
+    /// An empty histogram with these upper bounds.
+    pub fn new(bounds: &'static [f64]) -> Histogram {
         Histogram {
             bounds,
             buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -32,23 +33,37 @@ impl Histogram {
     }
 
     fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.render_labeled(name, help, "", out)
+    }
+
+    /// Renders with extra labels (`key="value"`, or empty); the HELP and
+    /// TYPE lines are written only for unlabeled or first-labeled calls.
+    pub fn render_labeled(&self, name: &str, help: &str, labels: &str, out: &mut String) {
+        if !out.contains(&format!("# TYPE {name} histogram")) {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        }
+        let (sep, braces) = if labels.is_empty() {
+            ("", String::new())
+        } else {
+            (",", format!("{{{labels}}}"))
+        };
         let mut cum = 0;
         for (b, c) in self.bounds.iter().zip(&self.buckets) {
             cum += c.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cum}");
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cum}");
         }
         let n = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {n}");
         let _ = writeln!(
             out,
-            "{name}_sum {}\n{name}_count {n}",
+            "{name}_sum{braces} {}\n{name}_count{braces} {n}",
             self.sum_micros.load(Relaxed) as f64 / 1e6
         );
     }
 }
 
-const SECONDS: &[f64] = &[
+/// Bucket bounds for durations in seconds.
+pub const SECONDS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
 ];
 const SIZES: &[f64] = &[
