@@ -38,6 +38,16 @@ struct Cli {
 enum Cmd {
     /// Run the log.
     Serve(ServeArgs),
+    /// Create the data directory and keys without serving; prints the
+    /// verifier key (so witnesses can be configured before the log starts).
+    Init {
+        /// Data directory.
+        #[arg(long, env = "VELLUM_DATA", default_value = "vellum-data")]
+        data: PathBuf,
+        /// Log origin and key name for a new log [default: localhost/vellum].
+        #[arg(long, env = "VELLUM_ORIGIN")]
+        origin: Option<String>,
+    },
     /// Manage bearer tokens (works while the log runs).
     Token {
         #[command(subcommand)]
@@ -95,6 +105,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Serve(a) => serve(a),
+        Cmd::Init { data, origin } => datadir::DataDir::open(&data, origin.as_deref())
+            .map(|d| println!("{}", d.signer.verifier().to_vkey()))
+            .map_err(|e| e.to_string()),
         Cmd::Token { cmd } => token(cmd),
         Cmd::Append(a) => client::run_append(a),
         Cmd::Bench(a) => bench::run(a),

@@ -63,6 +63,28 @@ pub struct Log {
 }
 
 impl Log {
+    /// Creates a log's data directory and keys (`vellum init`) without
+    /// starting it; set `args` and call [`Log::spawn`].
+    pub fn init() -> Log {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(bin("vellum"))
+            .args(["init", "--origin", "test.example/log", "--data"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "vellum init: {out:?}");
+        Log {
+            child: None,
+            dir,
+            port: free_port(),
+            args: vec![],
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
     /// Starts a new log with a 100 ms checkpoint interval plus `args`.
     pub fn start(args: &[&str]) -> Log {
         let dir = tempfile::tempdir().unwrap();
@@ -339,4 +361,156 @@ pub fn recompute_from_tiles(log: &Log, size: u64, token: &str) -> (Hash, Vec<Vec
 /// Base64 helper for tests.
 pub fn b64(b: &[u8]) -> String {
     B64.encode(b)
+}
+
+/// A running `vellum-witness serve` in its own data directory.
+pub struct Witness {
+    /// The child process.
+    pub child: Option<Child>,
+    /// Data directory (deleted with the Witness).
+    pub dir: tempfile::TempDir,
+    /// Port it listens on.
+    pub port: u16,
+    /// Flags given to `serve` after the data and listen flags.
+    pub args: Vec<String>,
+    /// HTTP client.
+    pub http: reqwest::blocking::Client,
+}
+
+impl Witness {
+    /// Starts a witness named `name` with `args` (e.g. `--log VKEY`).
+    pub fn start(name: &str, args: &[&str]) -> Witness {
+        let mut w = Witness {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            args: ["--name", name]
+                .iter()
+                .chain(args)
+                .map(|s| s.to_string())
+                .collect(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        w.spawn();
+        w
+    }
+
+    /// Base URL (the submission prefix).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the process and waits until it answers.
+    pub fn spawn(&mut self) {
+        let mut cmd = Command::new(bin("vellum-witness"));
+        cmd.args(["serve", "--data"])
+            .arg(self.dir.path())
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        self.child = Some(cmd.spawn().expect("starting vellum-witness"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.http.get(format!("{}/healthz", self.url())).send() {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("vellum-witness did not become healthy within 30 s");
+    }
+
+    /// Kills the process with SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The witness's verifier key.
+    pub fn vkey(&self) -> VerifierKey {
+        VerifierKey::parse(
+            std::fs::read_to_string(self.dir.path().join("witness.vkey"))
+                .unwrap()
+                .trim(),
+        )
+        .unwrap()
+    }
+
+    /// `--witness` argument for a log: `VKEY@URL`.
+    pub fn log_arg(&self) -> String {
+        format!("{}@{}", self.vkey().to_vkey(), self.url())
+    }
+
+    /// POSTs an add-checkpoint body; returns (status, content type, body).
+    pub fn add_checkpoint(&self, body: Vec<u8>) -> (u16, String, String) {
+        let r = self
+            .http
+            .post(format!("{}/add-checkpoint", self.url()))
+            .body(body)
+            .send()
+            .unwrap();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (r.status().as_u16(), ct, r.text().unwrap())
+    }
+
+    /// The status document (`GET /`).
+    pub fn status(&self) -> Value {
+        self.http
+            .get(format!("{}/", self.url()))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// An in-memory tree for tests that play a log: node hashes from leaves.
+pub struct MemTree(pub Vec<Hash>);
+
+impl MemTree {
+    /// `n` distinct leaves derived from `seed`.
+    pub fn new(seed: &str, n: u64) -> MemTree {
+        MemTree(
+            (0..n)
+                .map(|i| leaf_hash(format!("{seed}-{i}").as_bytes()))
+                .collect(),
+        )
+    }
+
+    /// Root of the first `size` leaves.
+    pub fn root(&self, size: u64) -> Hash {
+        vellum_spec::merkle::reference_root(&self.0[..size as usize])
+    }
+}
+
+impl NodeReader for MemTree {
+    fn read_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, ProofError> {
+        Ok(nodes
+            .iter()
+            .map(|n| {
+                let w = 1usize << n.height;
+                let lo = n.index as usize * w;
+                vellum_spec::merkle::perfect_root(&self.0[lo..lo + w])
+            })
+            .collect())
+    }
 }
