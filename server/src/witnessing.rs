@@ -189,6 +189,7 @@ pub async fn run_witness(
 ) {
     let mut done: Option<(u64, Hash)> = None;
     let mut backoff = Duration::from_millis(200);
+    let mut failing: u64 = 0;
     loop {
         let cur = latest.borrow_and_update().clone();
         if let Some(p) = cur.filter(|p| done != Some((p.size, p.root))) {
@@ -213,6 +214,10 @@ pub async fn run_witness(
                     known = p.size;
                     done = Some((p.size, p.root));
                     backoff = Duration::from_millis(200);
+                    if failing > 0 {
+                        tracing::info!(witness = %spec.key.name, after_failures = failing, "witness cosigns again");
+                        failing = 0;
+                    }
                     let _ = out.send(Cosigned {
                         witness: idx,
                         size: p.size,
@@ -226,9 +231,13 @@ pub async fn run_witness(
                         tracing::error!(witness = %spec.key.name, witness_size = size, log_size = p.size,
                             "witness claims a larger tree than this log has signed; not retrying until the log grows past it");
                         known = size;
+                    } else if failing % 60 == 0 {
+                        // The first failure, then about every few minutes.
+                        tracing::warn!(witness = %spec.key.name, url = %spec.url, error = %e, failures = failing + 1, "witness did not cosign");
                     } else {
-                        tracing::warn!(witness = %spec.key.name, url = %spec.url, error = %e, "witness did not cosign");
+                        tracing::debug!(witness = %spec.key.name, error = %e, "witness did not cosign");
                     }
+                    failing += 1;
                     // Retry after the backoff, or sooner if a newer checkpoint comes.
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}

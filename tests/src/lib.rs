@@ -194,6 +194,23 @@ impl Log {
         (resp.status().as_u16(), resp.text().unwrap())
     }
 
+    /// POSTs one event as JSON to `/v1/events<query>`; returns (status, body).
+    pub fn post_events_query(&self, token: &str, query: &str, ev: &Value) -> (u16, String) {
+        let resp = self
+            .http
+            .post(format!("{}/v1/events{query}", self.url()))
+            .bearer_auth(token)
+            .body(serde_json::to_vec(ev).unwrap())
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    }
+
+    /// Appends one event asking for a receipt; returns (status, body).
+    pub fn http_post_receipt(&self, token: &str, ev: &Value) -> (u16, String) {
+        self.post_events_query(token, "?receipt=true", ev)
+    }
+
     /// GET returning (status, body bytes).
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
         let mut r = self.http.get(format!("{}{path}", self.url()));
