@@ -4,6 +4,7 @@
 //! before it answers.
 
 mod api;
+mod bench;
 mod keyfile;
 mod logs;
 mod rate;
@@ -27,6 +28,9 @@ struct Cli {
 enum Cmd {
     /// Run the witness.
     Serve(ServeArgs),
+    /// Measure cosignatures per second (one log, many logs) of an
+    /// in-process witness over loopback HTTP.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -76,8 +80,8 @@ fn init_logs(json: bool) {
 }
 
 fn main() -> ExitCode {
-    let Cmd::Serve(args) = Cli::parse().cmd;
-    init_logs(args.log_json);
+    let cmd = Cli::parse().cmd;
+    init_logs(matches!(&cmd, Cmd::Serve(a) if a.log_json));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,7 +92,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(serve(args)) {
+    let res = match cmd {
+        Cmd::Serve(args) => rt.block_on(serve(args)),
+        Cmd::Bench(args) => rt.block_on(bench::run(args)),
+    };
+    match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vellum-witness: {e}");

@@ -23,6 +23,9 @@ pub enum StateError {
         /// Why.
         reason: String,
     },
+    /// The flush task did not complete.
+    #[error("state flush: {0}")]
+    Flush(String),
     /// Another update changed the record first.
     #[error("state for this log changed concurrently")]
     Raced,
@@ -107,7 +110,18 @@ impl State {
         if swapped.is_err() {
             return Err(StateError::Raced);
         }
-        self.db.flush_async().await?;
+        self.flush().await?;
+        Ok(())
+    }
+
+    /// Makes every write so far durable. (A blocking `flush` on the
+    /// blocking pool: sled 0.34's `flush_async` was seen to hang under many
+    /// concurrent callers.)
+    async fn flush(&self) -> Result<(), StateError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StateError::Flush(e.to_string()))??;
         Ok(())
     }
 
@@ -135,7 +149,7 @@ impl State {
         let id = self.db.generate_id()?;
         let key = format!("{origin} {time} {id}");
         self.evidence.insert(key.as_bytes(), body.as_bytes())?;
-        self.db.flush_async().await?;
+        self.flush().await?;
         Ok(key)
     }
 
