@@ -231,7 +231,7 @@ pub async fn run_witness(
                         tracing::error!(witness = %spec.key.name, witness_size = size, log_size = p.size,
                             "witness claims a larger tree than this log has signed; not retrying until the log grows past it");
                         known = size;
-                    } else if failing % 60 == 0 {
+                    } else if failing.is_multiple_of(60) {
                         // The first failure, then about every few minutes.
                         tracing::warn!(witness = %spec.key.name, url = %spec.url, error = %e, failures = failing + 1, "witness did not cosign");
                     } else {
