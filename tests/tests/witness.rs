@@ -309,3 +309,39 @@ fn rate_limit_and_log_list_reload() {
     let st = w.add_checkpoint(honest(&key, &tree, 0, 1)).0;
     assert_ne!(st, 404, "a bad file must not drop the logs");
 }
+
+/// Interoperability: the witness accepts and cosigns a real checkpoint
+/// published by Google's arche2025h1.staging.ct.transparency.dev log (a
+/// static-ct log: its note also carries an RFC 6962 line of a key type we
+/// do not verify, which must be ignored), and refuses it once altered.
+#[test]
+fn witnesses_a_real_published_ct_checkpoint() {
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../spec/vectors/signed-note.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let c = &v["real_cosigned_checkpoint"];
+    let log_vkey = c["log_vkey"].as_str().unwrap();
+    let real = c["note"].as_str().unwrap().as_bytes().to_vec();
+    let w = Witness::start("w.example/interop", &["--log", log_vkey]);
+    let wkey = w.vkey();
+
+    let mut forged = real.clone();
+    let at = forged.windows(10).position(|x| x == b"1432088532").unwrap();
+    forged[at + 9] = b'3';
+    let (st, _, _) = w.add_checkpoint(body(0, vec![], forged));
+    assert_eq!(st, 403, "an altered checkpoint fails the log signature");
+
+    let (st, _, line) = w.add_checkpoint(body(0, vec![], real.clone()));
+    assert_eq!(st, 200, "{line}");
+    let mut n = Note::parse(&real).unwrap();
+    n.sigs
+        .push(NoteSignature::parse_line(line.trim_end()).unwrap());
+    let log = vellum_spec::VerifierKey::parse(log_vkey).unwrap();
+    assert_eq!(n.verify(&[log, wkey]).unwrap().len(), 2);
+    assert_eq!(state(&w).0, Some(1_432_088_532));
+}
