@@ -500,11 +500,7 @@ async fn entry(
     if !st.public_entries {
         auth(&st, &headers, Scope::Read)?;
     }
-    let index = vellum_spec::checkpoint::parse_canonical_u64(&index).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "entry index {index:?} is not a non-negative integer"
-        ))
-    })?;
+    let index = entry_index(&index)?;
     let size = durable(&st);
     if index >= size {
         return Err(ApiError::NotFound(format!(
@@ -646,11 +642,7 @@ async fn receipt(
     if !st.public_entries {
         auth(&st, &headers, Scope::Read)?;
     }
-    let index = vellum_spec::checkpoint::parse_canonical_u64(&index).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "entry index {index:?} is not a non-negative integer"
-        ))
-    })?;
+    let index = entry_index(&index)?;
     let cp = st.checkpoints.current();
     if index >= cp.size {
         return Err(ApiError::NotFound(format!(
@@ -663,4 +655,11 @@ async fn receipt(
         .await
         .map_err(internal)??;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+/// Parses the `<I>` of `/v1/entries/<I>` and `/v1/receipt/<I>`.
+fn entry_index(s: &str) -> Result<u64, ApiError> {
+    vellum_spec::checkpoint::parse_canonical_u64(s).ok_or_else(|| {
+        ApiError::BadRequest(format!("entry index {s:?} is not a non-negative integer"))
+    })
 }

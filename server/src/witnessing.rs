@@ -103,32 +103,22 @@ impl WitnessMetrics {
 /// Renders every witness's metrics and the quorum latency.
 pub fn render_metrics(ws: &[Arc<WitnessMetrics>], quorum: &Histogram, out: &mut String) {
     use std::fmt::Write;
-    let _ = writeln!(out, "# TYPE vellum_witness_cosignatures_total counter");
-    for w in ws {
-        let _ = writeln!(
-            out,
-            "vellum_witness_cosignatures_total{{witness=\"{}\"}} {}",
-            w.name,
-            w.cosigned.load(Relaxed)
-        );
-    }
-    let _ = writeln!(out, "# TYPE vellum_witness_failures_total counter");
-    for w in ws {
-        let _ = writeln!(
-            out,
-            "vellum_witness_failures_total{{witness=\"{}\"}} {}",
-            w.name,
-            w.failures.load(Relaxed)
-        );
-    }
-    let _ = writeln!(out, "# TYPE vellum_witness_conflicts_total counter");
-    for w in ws {
-        let _ = writeln!(
-            out,
-            "vellum_witness_conflicts_total{{witness=\"{}\"}} {}",
-            w.name,
-            w.conflicts.load(Relaxed)
-        );
+    type Counter = fn(&WitnessMetrics) -> &AtomicU64;
+    let counters: [(&str, Counter); 3] = [
+        ("vellum_witness_cosignatures_total", |w| &w.cosigned),
+        ("vellum_witness_failures_total", |w| &w.failures),
+        ("vellum_witness_conflicts_total", |w| &w.conflicts),
+    ];
+    for (name, get) in counters {
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for w in ws {
+            let _ = writeln!(
+                out,
+                "{name}{{witness=\"{}\"}} {}",
+                w.name,
+                get(w).load(Relaxed)
+            );
+        }
     }
     for w in ws {
         w.latency.render_labeled(
