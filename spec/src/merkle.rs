@@ -365,3 +365,55 @@ pub fn reference_root(leaves: &[Hash]) -> Hash {
         }
     }
 }
+
+/// Every complete node of a tree held in memory, level by level: an O(1)
+/// [`NodeReader`] for tests, tools and benchmarks. It holds the whole tree,
+/// so the log itself never uses it.
+pub struct MemoryTree {
+    levels: Vec<Vec<Hash>>,
+}
+
+impl MemoryTree {
+    /// Builds every complete node above `leaves` (leaf hashes).
+    pub fn new(leaves: Vec<Hash>) -> MemoryTree {
+        let mut levels = vec![leaves];
+        while let Some(last) = levels.last().filter(|l| l.len() > 1) {
+            let next = last
+                .chunks_exact(2)
+                .map(|p| node_hash(&p[0], &p[1]))
+                .collect();
+            levels.push(next);
+        }
+        MemoryTree { levels }
+    }
+
+    /// The leaf hashes.
+    pub fn leaves(&self) -> &[Hash] {
+        &self.levels[0]
+    }
+
+    /// The complete node at `height` and `index`, if the tree has it.
+    pub fn node(&self, height: u8, index: u64) -> Option<Hash> {
+        self.levels
+            .get(height as usize)?
+            .get(index as usize)
+            .copied()
+    }
+
+    /// Root of the first `size` leaves (`size` ≤ the number of leaves).
+    pub fn root(&self, size: u64) -> Result<Hash, ProofError> {
+        tree_root(size, self)
+    }
+}
+
+impl NodeReader for MemoryTree {
+    fn read_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, ProofError> {
+        nodes
+            .iter()
+            .map(|n| {
+                self.node(n.height, n.index)
+                    .ok_or_else(|| ProofError::Read(format!("no node {n:?}")))
+            })
+            .collect()
+    }
+}

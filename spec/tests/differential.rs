@@ -19,7 +19,7 @@ impl tlog_tiles::HashReader for Theirs<'_> {
             .iter()
             .map(|&i| {
                 let (level, n) = tlog_tiles::split_stored_hash_index(i);
-                tlog_tiles::Hash(self.0.levels[level as usize][n as usize].0)
+                tlog_tiles::Hash(self.0.node(level, n).unwrap().0)
             })
             .collect())
     }
@@ -34,7 +34,7 @@ proptest! {
 
     #[test]
     fn same_roots_and_proofs_as_tlog_tiles(n in 1u64..5000, a in any::<u64>(), b in any::<u64>(), seed in any::<u64>()) {
-        let t = MemTree::with_size(n, seed);
+        let t = common::tree_with_size(n, seed);
         let root = tree_root(n, &t).unwrap();
         prop_assert_eq!(root, ours(&tlog_tiles::tree_hash(n, &Theirs(&t)).unwrap()));
         let i = a % n;
@@ -49,10 +49,10 @@ proptest! {
         // Each side verifies the other's proofs.
         let th = |h: &Hash| tlog_tiles::Hash(h.0);
         let their_proof: Vec<tlog_tiles::Hash> = mine.iter().map(th).collect();
-        tlog_tiles::check_record(&their_proof, n, th(&root), i, th(&t.levels[0][i as usize])).unwrap();
+        tlog_tiles::check_record(&their_proof, n, th(&root), i, th(&t.leaves()[i as usize])).unwrap();
         let their_c: Vec<tlog_tiles::Hash> = mine_c.iter().map(th).collect();
         tlog_tiles::check_tree(&their_c, n, th(&root), m, th(&old)).unwrap();
-        verify_inclusion(i, n, &t.levels[0][i as usize], &theirs, &root).unwrap();
+        verify_inclusion(i, n, &t.leaves()[i as usize], &theirs, &root).unwrap();
         verify_consistency(m, n, &old, &root, &theirs_c).unwrap();
     }
 

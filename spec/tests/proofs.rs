@@ -2,7 +2,6 @@
 //! larger trees, and tampering: every altered proof, root or leaf fails.
 
 mod common;
-use common::MemTree;
 use vellum_spec::hash::{leaf_hash, Hash};
 use vellum_spec::merkle::*;
 
@@ -16,8 +15,8 @@ fn flip(h: &Hash) -> Hash {
 
 #[test]
 fn inclusion_every_index_every_size_to_300() {
-    let full = MemTree::with_size(N, 1);
-    let leaves = full.levels[0].clone();
+    let full = common::tree_with_size(N, 1);
+    let leaves = full.leaves().to_vec();
     for n in 1..=N {
         let root = reference_root(&leaves[..n as usize]);
         assert_eq!(tree_root(n, &full).unwrap(), root, "root {n}");
@@ -48,8 +47,8 @@ fn inclusion_every_index_every_size_to_300() {
 
 #[test]
 fn consistency_every_pair_to_300() {
-    let full = MemTree::with_size(N, 2);
-    let leaves = full.levels[0].clone();
+    let full = common::tree_with_size(N, 2);
+    let leaves = full.leaves().to_vec();
     let roots: Vec<Hash> = (0..=N)
         .map(|n| reference_root(&leaves[..n as usize]))
         .collect();
@@ -92,13 +91,13 @@ fn random_large_trees() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(9162);
     for _ in 0..6 {
         let n: u64 = rng.gen_range(1_000..70_000);
-        let t = MemTree::with_size(n, n);
+        let t = common::tree_with_size(n, n);
         let root = tree_root(n, &t).unwrap();
-        assert_eq!(root, reference_root(&t.levels[0]));
+        assert_eq!(root, reference_root(t.leaves()));
         for _ in 0..200 {
             let i = rng.gen_range(0..n);
             let p = prove_inclusion(i, n, &t).unwrap();
-            verify_inclusion(i, n, &t.levels[0][i as usize], &p, &root).unwrap();
+            verify_inclusion(i, n, &t.leaves()[i as usize], &p, &root).unwrap();
             let m = rng.gen_range(1..=n);
             let old = tree_root(m, &t).unwrap();
             let c = prove_consistency(m, n, &t).unwrap();

@@ -25,7 +25,7 @@ fn rfc6962_test_tree_roots_and_nodes() {
         .map(|h| leaf_hash(&hex::decode(h.as_str().unwrap()).unwrap()))
         .collect();
     for (size, root) in v["roots_hex"].as_array().unwrap().iter().enumerate() {
-        let tree = MemTree::from_leaf_hashes(leaves[..size].to_vec());
+        let tree = MemTree::new(leaves[..size].to_vec());
         assert_eq!(
             tree_root(size as u64, &tree).unwrap(),
             hexh(root.as_str().unwrap()),
@@ -36,7 +36,7 @@ fn rfc6962_test_tree_roots_and_nodes() {
             hexh(root.as_str().unwrap())
         );
     }
-    let full = MemTree::from_leaf_hashes(leaves.clone());
+    let full = MemTree::new(leaves.clone());
     for (lvl, nodes) in v["nodes_hex"].as_object().unwrap() {
         let h: u8 = lvl[1..].parse().unwrap();
         for (i, n) in nodes.as_array().unwrap().iter().enumerate() {
@@ -69,7 +69,7 @@ fn transparency_dev_proof_vectors() {
         let root = b64(c["root"].as_str().unwrap());
         let leaf = b64(c["leafHash"].as_str().unwrap());
         verify_inclusion(i, n, &leaf, &proof, &root).unwrap();
-        let tree = MemTree::from_leaf_hashes(leaves[..n as usize].to_vec());
+        let tree = MemTree::new(leaves[..n as usize].to_vec());
         assert_eq!(
             prove_inclusion(i, n, &tree).unwrap(),
             proof,
@@ -84,7 +84,7 @@ fn transparency_dev_proof_vectors() {
             b64(c["root2"].as_str().unwrap()),
         );
         verify_consistency(m, n, &r1, &r2, &proof).unwrap();
-        let tree = MemTree::from_leaf_hashes(leaves[..n as usize].to_vec());
+        let tree = MemTree::new(leaves[..n as usize].to_vec());
         assert_eq!(
             prove_consistency(m, n, &tree).unwrap(),
             proof,

@@ -2,14 +2,16 @@
 //! decision table.
 
 use serde_json::Value;
-use vellum_spec::merkle::{prove_consistency, reference_root, NodeId, NodeReader, ProofError};
+use vellum_spec::merkle::{prove_consistency, reference_root};
 use vellum_spec::proof::TlogProof;
 use vellum_spec::witness::{check_update, origin_hash, AddCheckpoint, WitnessError, Witnessed};
 use vellum_spec::{leaf_hash, Checkpoint, Hash, EMPTY_ROOT};
 
+mod common;
+use common::MemTree;
+
 fn vector() -> Value {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/c2sp-witness.json");
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    common::vector("c2sp-witness.json")
 }
 
 #[test]
@@ -70,38 +72,25 @@ fn c2sp_tlog_proof_example_parses_and_round_trips() {
 
 #[test]
 fn malformed_requests_are_400() {
-    let note = "\nexample.com/x\n1\nAAAA\n\n— x y\n";
+    let note = "example.com/x\n1\nAAAA\n\n\u{2014} x y\n";
     for bad in [
-        format!("old 1{note}"), // no blank line after the proof block... (note starts with \n)
-        "old\n\n".to_string(),
-        "old 01\n\nx".to_string(),
-        "old -1\n\nx".to_string(),
-        "new 1\n\nx".to_string(),
-        "old 1\nnot-base64\n\nx".to_string(),
-        "old 1".to_string(),
+        "old 1".to_string(),                    // no empty line
+        format!("old\n\n{note}"),               // no size
+        format!("old 01\n\n{note}"),            // leading zero
+        format!("old -1\n\n{note}"),            // sign
+        format!("old 1 \n\n{note}"),            // trailing space
+        format!("new 1\n\n{note}"),             // wrong keyword
+        format!("old 1\nnot-base64\n\n{note}"), // proof line
+        format!("old 1\nAAAA\n\n{note}"),       // proof line of 3 bytes
     ] {
-        match AddCheckpoint::parse(bad.as_bytes()) {
-            Err(e) => assert_eq!(e.status(), 400, "{bad:?}"),
-            Ok(r) => {
-                // "old 1\n\n..." is well-formed framing; the note fails later.
-                assert_eq!(r.old, 1, "{bad:?}");
-            }
-        }
+        let e = AddCheckpoint::parse(bad.as_bytes()).expect_err(&bad);
+        assert_eq!(e.status(), 400, "{bad:?}");
     }
-}
-
-struct Leaves(Vec<Hash>);
-impl NodeReader for Leaves {
-    fn read_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, ProofError> {
-        Ok(nodes
-            .iter()
-            .map(|n| {
-                let w = 1usize << n.height;
-                let lo = n.index as usize * w;
-                vellum_spec::merkle::perfect_root(&self.0[lo..lo + w])
-            })
-            .collect())
-    }
+    // The framing is fine here; the note is then refused by open_checkpoint.
+    let ok = AddCheckpoint::parse(format!("old 1\n\n{note}").as_bytes()).unwrap();
+    assert_eq!((ok.old, ok.proof.len()), (1, 0));
+    let e = vellum_spec::witness::open_checkpoint(&ok, |_| None).unwrap_err();
+    assert_eq!(e.status(), 400, "{e}");
 }
 
 fn cp(size: u64, root: Hash) -> Checkpoint {
@@ -115,18 +104,18 @@ fn cp(size: u64, root: Hash) -> Checkpoint {
 
 #[test]
 fn decision_table() {
-    let t = Leaves((0..40u32).map(|i| leaf_hash(&i.to_be_bytes())).collect());
-    let f = Leaves(
+    let t = MemTree::new((0..40u32).map(|i| leaf_hash(&i.to_be_bytes())).collect());
+    let f = MemTree::new(
         (0..40u32)
             .map(|i| leaf_hash(&(i + 1000).to_be_bytes()))
             .collect(),
     );
-    let root = |l: &Leaves, n: u64| reference_root(&l.0[..n as usize]);
+    let root = |l: &MemTree, n: u64| reference_root(&l.leaves()[..n as usize]);
     let at10 = Some(Witnessed {
         size: 10,
         root: root(&t, 10),
     });
-    let p = |a, b, l: &Leaves| prove_consistency(a, b, l).unwrap();
+    let p = |a, b, l: &MemTree| prove_consistency(a, b, l).unwrap();
     let status = |r: Result<(), WitnessError>| r.err().map_or(200, |e| e.status());
 
     // Never cosigned: old 0, empty proof.

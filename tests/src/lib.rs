@@ -500,34 +500,12 @@ impl Drop for Witness {
     }
 }
 
-/// An in-memory tree for tests that play a log: node hashes from leaves.
-pub struct MemTree(pub Vec<Hash>);
-
-impl MemTree {
-    /// `n` distinct leaves derived from `seed`.
-    pub fn new(seed: &str, n: u64) -> MemTree {
-        MemTree(
-            (0..n)
-                .map(|i| leaf_hash(format!("{seed}-{i}").as_bytes()))
-                .collect(),
-        )
-    }
-
-    /// Root of the first `size` leaves.
-    pub fn root(&self, size: u64) -> Hash {
-        vellum_spec::merkle::reference_root(&self.0[..size as usize])
-    }
-}
-
-impl NodeReader for MemTree {
-    fn read_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, ProofError> {
-        Ok(nodes
-            .iter()
-            .map(|n| {
-                let w = 1usize << n.height;
-                let lo = n.index as usize * w;
-                vellum_spec::merkle::perfect_root(&self.0[lo..lo + w])
-            })
-            .collect())
-    }
+/// An in-memory tree of `n` distinct leaves derived from `seed`, for tests
+/// that play a log.
+pub fn mem_tree(seed: &str, n: u64) -> vellum_spec::merkle::MemoryTree {
+    vellum_spec::merkle::MemoryTree::new(
+        (0..n)
+            .map(|i| leaf_hash(format!("{seed}-{i}").as_bytes()))
+            .collect(),
+    )
 }

@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use vellum_spec::merkle::prove_consistency;
+use vellum_spec::merkle::MemoryTree;
 use vellum_spec::note::{Note, NoteSignature, SignerKey, ALG_ED25519};
 use vellum_spec::witness::AddCheckpoint;
 use vellum_spec::{Checkpoint, Hash};
-use vellum_tests::{MemTree, Witness};
+use vellum_tests::{mem_tree, Witness};
 
 const ORIGIN: &str = "hostile.example/log";
 
@@ -33,13 +34,17 @@ fn body(old: u64, proof: Vec<Hash>, note: Vec<u8>) -> Vec<u8> {
 }
 
 /// A well-formed request moving the witness from `old` to `new` on `tree`.
-fn honest(key: &SignerKey, tree: &MemTree, old: u64, new: u64) -> Vec<u8> {
+fn honest(key: &SignerKey, tree: &MemoryTree, old: u64, new: u64) -> Vec<u8> {
     let proof = if old == 0 {
         vec![]
     } else {
         prove_consistency(old, new, tree).unwrap()
     };
-    body(old, proof, note(key, new, tree.root(new)))
+    body(old, proof, note(key, new, root(tree, new)))
+}
+
+fn root(t: &MemoryTree, size: u64) -> Hash {
+    t.root(size).unwrap()
 }
 
 fn state(w: &Witness) -> (Option<u64>, Option<String>) {
@@ -54,7 +59,7 @@ fn every_refusal_has_the_spec_status_and_leaves_state_unchanged() {
     let vkey = key.verifier().to_vkey();
     let mut w = Witness::start("w.example/attacks", &["--log", &vkey]);
     let wkey = w.vkey();
-    let tree = MemTree::new("honest", 64);
+    let tree = mem_tree("honest", 64);
 
     // First contact: old 0, no proof.
     let (st, _, line) = w.add_checkpoint(honest(&key, &tree, 0, 5));
@@ -63,7 +68,7 @@ fn every_refusal_has_the_spec_status_and_leaves_state_unchanged() {
     let text = Checkpoint {
         origin: ORIGIN.into(),
         size: 5,
-        root: tree.root(5),
+        root: root(&tree, 5),
         extensions: vec![],
     }
     .to_text();
@@ -75,7 +80,7 @@ fn every_refusal_has_the_spec_status_and_leaves_state_unchanged() {
     let at5 = state(&w);
     assert_eq!(at5.0, Some(5));
 
-    let forked = MemTree::new("forked", 64);
+    let forked = mem_tree("forked", 64);
     let other_key = SignerKey::from_seed(ORIGIN, ALG_ED25519, [9; 32]).unwrap();
     let stranger = SignerKey::from_seed("stranger.example/log", ALG_ED25519, [1; 32]).unwrap();
     let too_many = vec![Hash::default(); 64];
@@ -97,7 +102,7 @@ fn every_refusal_has_the_spec_status_and_leaves_state_unchanged() {
             "proof line not a hash",
             {
                 let mut b = b"old 5\nAAAA\n\n".to_vec();
-                b.extend(note(&key, 8, tree.root(8)));
+                b.extend(note(&key, 8, root(&tree, 8)));
                 b
             },
             400,
@@ -105,13 +110,13 @@ fn every_refusal_has_the_spec_status_and_leaves_state_unchanged() {
         ),
         (
             "64 proof lines",
-            body(5, too_many, note(&key, 8, tree.root(8))),
+            body(5, too_many, note(&key, 8, root(&tree, 8))),
             400,
             "63",
         ),
         (
             "unknown origin",
-            body(0, vec![], note(&stranger, 5, tree.root(5))),
+            body(0, vec![], note(&stranger, 5, root(&tree, 5))),
             404,
             "unknown log",
         ),
@@ -120,26 +125,26 @@ fn every_refusal_has_the_spec_status_and_leaves_state_unchanged() {
             body(
                 5,
                 prove_consistency(5, 8, &tree).unwrap(),
-                note(&other_key, 8, tree.root(8)),
+                note(&other_key, 8, root(&tree, 8)),
             ),
             403,
             "signature",
         ),
         (
             "rollback: old beyond size",
-            body(5, vec![], note(&key, 3, tree.root(3))),
+            body(5, vec![], note(&key, 3, root(&tree, 3))),
             400,
             "larger than",
         ),
         (
             "fork at the witnessed size",
-            body(5, vec![], note(&key, 5, forked.root(5))),
+            body(5, vec![], note(&key, 5, root(&forked, 5))),
             422,
             "fork",
         ),
         (
             "bad consistency proof",
-            body(5, bad_proof, note(&key, 8, tree.root(8))),
+            body(5, bad_proof, note(&key, 8, root(&tree, 8))),
             422,
             "consistency",
         ),
@@ -148,14 +153,14 @@ fn every_refusal_has_the_spec_status_and_leaves_state_unchanged() {
             body(
                 5,
                 prove_consistency(5, 8, &forked).unwrap(),
-                note(&key, 8, forked.root(8)),
+                note(&key, 8, root(&forked, 8)),
             ),
             422,
             "consistency",
         ),
         (
             "old 0 probe",
-            body(0, vec![tree.root(1)], note(&key, 8, tree.root(8))),
+            body(0, vec![root(&tree, 1)], note(&key, 8, root(&tree, 8))),
             409,
             "",
         ),
@@ -178,7 +183,7 @@ fn every_refusal_has_the_spec_status_and_leaves_state_unchanged() {
         (409, "text/x.tlog.size", "5\n")
     );
     // A rollback presented with a matching `old` is still refused.
-    let (st, _, _) = w.add_checkpoint(body(3, vec![], note(&key, 3, tree.root(3))));
+    let (st, _, _) = w.add_checkpoint(body(3, vec![], note(&key, 3, root(&tree, 3))));
     assert_eq!(st, 409);
     assert_eq!(state(&w), at5);
 
@@ -190,8 +195,8 @@ fn every_refusal_has_the_spec_status_and_leaves_state_unchanged() {
         .unwrap()
         .text()
         .unwrap();
-    assert!(ev.contains(&tree.root(5).to_base64()), "{ev}");
-    assert!(ev.contains(&forked.root(5).to_base64()), "{ev}");
+    assert!(ev.contains(&root(&tree, 5).to_base64()), "{ev}");
+    assert!(ev.contains(&root(&forked, 5).to_base64()), "{ev}");
     assert_eq!(w.status()["forks_seen"], 1);
 
     // Oversized body: 413, nothing stored.
@@ -205,7 +210,7 @@ fn every_refusal_has_the_spec_status_and_leaves_state_unchanged() {
     let text8 = Checkpoint {
         origin: ORIGIN.into(),
         size: 8,
-        root: tree.root(8),
+        root: root(&tree, 8),
         extensions: vec![],
     }
     .to_text();
@@ -242,7 +247,7 @@ fn racing_updates_for_one_log_one_wins() {
     let key = log_key(2);
     let vkey = key.verifier().to_vkey();
     let w = Witness::start("w.example/race", &["--log", &vkey, "--rate", "0"]);
-    let tree = MemTree::new("race", 300);
+    let tree = mem_tree("race", 300);
     let mut size = 1;
     assert_eq!(w.add_checkpoint(honest(&key, &tree, 0, size)).0, 200);
     for round in 0..20 {
@@ -280,7 +285,7 @@ fn rate_limit_and_log_list_reload() {
             "2",
         ],
     );
-    let tree = MemTree::new("cfg", 20);
+    let tree = mem_tree("cfg", 20);
     assert_eq!(w.add_checkpoint(honest(&key, &tree, 0, 1)).0, 404);
     // Add the log to the file: accepted within a second, without a restart.
     std::fs::write(

@@ -7,10 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vellum_spec::hash::{leaf_hash, Hash};
-use vellum_spec::merkle::{
-    perfect_root, prove_consistency, reference_root, NodeId, NodeReader, ProofError,
-};
+use vellum_spec::hash::leaf_hash;
+use vellum_spec::merkle::{prove_consistency, MemoryTree};
 use vellum_spec::note::{Note, SignerKey, ALG_COSIGNATURE_V1, ALG_ED25519};
 use vellum_spec::witness::AddCheckpoint;
 use vellum_spec::Checkpoint;
@@ -37,28 +35,13 @@ pub struct BenchArgs {
     clients: usize,
 }
 
-struct Leaves(Vec<Hash>);
-
-impl NodeReader for Leaves {
-    fn read_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, ProofError> {
-        Ok(nodes
-            .iter()
-            .map(|n| {
-                let w = 1usize << n.height;
-                let lo = n.index as usize * w;
-                perfect_root(&self.0[lo..lo + w])
-            })
-            .collect())
-    }
-}
-
 /// Request bodies taking a witness through `sizes` for one log.
-fn chain(key: &SignerKey, leaves: &Leaves, sizes: &[u64]) -> Vec<Vec<u8>> {
+fn chain(key: &SignerKey, tree: &MemoryTree, sizes: &[u64]) -> Vec<Vec<u8>> {
     let mut old = 0;
     sizes
         .iter()
         .map(|&size| {
-            let root = reference_root(&leaves.0[..size as usize]);
+            let root = tree.root(size).unwrap_or_default();
             let text = Checkpoint {
                 origin: key.name.clone(),
                 size,
@@ -72,7 +55,7 @@ fn chain(key: &SignerKey, leaves: &Leaves, sizes: &[u64]) -> Vec<Vec<u8>> {
             let proof = if old == 0 {
                 vec![]
             } else {
-                prove_consistency(old, size, leaves).unwrap_or_default()
+                prove_consistency(old, size, tree).unwrap_or_default()
             };
             let b = AddCheckpoint { old, proof, note }.to_bytes();
             old = size;
@@ -110,7 +93,7 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("vellum-witness-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let n_leaves = a.one_log_requests.max(a.per_log * 8) + 1;
-    let leaves = Leaves((0..n_leaves).map(|i| leaf_hash(&i.to_be_bytes())).collect());
+    let tree = MemoryTree::new((0..n_leaves).map(|i| leaf_hash(&i.to_be_bytes())).collect());
     let one = SignerKey::from_seed("bench.example/one", ALG_ED25519, [1; 32])
         .map_err(|e| e.to_string())?;
     let many: Vec<SignerKey> = (0..a.logs)
@@ -127,12 +110,10 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
     }
     eprintln!("preparing request bodies ...");
     let one_sizes: Vec<u64> = (1..=a.one_log_requests).collect();
-    let one_bodies = chain(&one, &leaves, &one_sizes);
+    let one_bodies = chain(&one, &tree, &one_sizes);
     let many_sizes: Vec<u64> = (1..=a.per_log).map(|i| i * 8).collect();
-    let many_bodies: Vec<Vec<Vec<u8>>> = many
-        .iter()
-        .map(|k| chain(k, &leaves, &many_sizes))
-        .collect();
+    let many_bodies: Vec<Vec<Vec<u8>>> =
+        many.iter().map(|k| chain(k, &tree, &many_sizes)).collect();
 
     let wkey = SignerKey::from_seed("bench.example/witness", ALG_COSIGNATURE_V1, [3; 32])
         .map_err(|e| e.to_string())?;
