@@ -51,6 +51,8 @@ pub struct AppState {
     pub receipt_timeout: std::time::Duration,
     /// Witnesses, for their metrics.
     pub witnessing: Option<Arc<crate::witnessing::Witnessing>>,
+    /// The log's verifier key (named in evidence bundles).
+    pub log_key: String,
 }
 
 /// A refused request.
@@ -130,6 +132,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proof/consistency", get(consistency))
         .route("/v1/entries/{index}", get(entry))
         .route("/v1/receipt/{index}", get(receipt))
+        .route("/v1/export", get(export))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -294,7 +297,8 @@ fn seal_all(st: &AppState, gateway: &str, bytes: &[u8]) -> Result<Vec<AppendItem
             st.max_batch
         )));
     }
-    let logged_at = vellum_spec::time::format_millis(now_millis());
+    let logged_at_ms = now_millis();
+    let logged_at = vellum_spec::time::format_millis(logged_at_ms);
     values
         .into_iter()
         .enumerate()
@@ -315,6 +319,8 @@ fn seal_all(st: &AppState, gateway: &str, bytes: &[u8]) -> Result<Vec<AppendItem
                 event_id: sealed.event_id,
                 leaf: sealed.leaf,
                 leaf_hash,
+                logged_at_ms,
+                logged_at_offset: sealed.logged_at_offset,
             })
         })
         .collect()
@@ -662,4 +668,62 @@ fn entry_index(s: &str) -> Result<u64, ApiError> {
     vellum_spec::checkpoint::parse_canonical_u64(s).ok_or_else(|| {
         ApiError::BadRequest(format!("entry index {s:?} is not a non-negative integer"))
     })
+}
+
+async fn export(
+    State(st): Shared,
+    headers: HeaderMap,
+    query: Result<
+        axum::extract::Query<Vec<(String, String)>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, ApiError> {
+    use crate::export::{self, ExportError, ExportQuery};
+    auth(&st, &headers, Scope::Admin)?;
+    let axum::extract::Query(pairs) =
+        query.map_err(|e| ApiError::BadRequest(format!("query: {e}")))?;
+    let q = ExportQuery::parse(pairs).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let cp = st.checkpoints.current();
+    let origin = vellum_spec::note::Note::parse(&cp.note)
+        .ok()
+        .and_then(|n| vellum_spec::checkpoint::Checkpoint::parse(&n.text).ok())
+        .map(|c| c.origin)
+        .unwrap_or_default();
+    let store = st.store.clone();
+    let (log_key, q2) = (st.log_key.clone(), q.clone());
+    let plan = tokio::task::spawn_blocking(move || {
+        export::plan(store.as_ref(), &cp, &q2, &log_key, &origin)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| match e {
+        ExportError::BadRequest(m) => ApiError::BadRequest(m),
+        e => internal(e),
+    })?;
+    let events = plan
+        .header()
+        .manifest
+        .counts
+        .get("events")
+        .copied()
+        .unwrap_or(0);
+    let stream = export::spawn(st.store.clone(), plan, q);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"vellum-bundle.jsonl\""),
+            ),
+            (
+                header::HeaderName::from_static("x-vellum-events"),
+                HeaderValue::from(events),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }

@@ -9,6 +9,8 @@ mod config;
 mod datadir;
 mod dedup;
 mod dedup_index;
+mod export;
+mod export_cmd;
 mod metrics;
 mod secrets;
 mod sequencer;
@@ -55,6 +57,8 @@ enum Cmd {
     },
     /// Append NDJSON events from FILE (or stdin) to a running log.
     Append(client::AppendArgs),
+    /// Download an evidence bundle (admin token) to a file.
+    Export(export_cmd::ExportArgs),
     /// Load-generate against a log and print throughput and latency medians.
     Bench(bench::BenchArgs),
 }
@@ -65,7 +69,7 @@ enum TokenCmd {
     Add {
         /// Token name; events appended with it carry it as `gateway`.
         name: String,
-        /// Comma-separated scopes: append, read.
+        /// Comma-separated scopes: append, read, admin (admin: evidence exports).
         #[arg(long, default_value = "append")]
         scopes: String,
         /// Data directory.
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Cmd::Token { cmd } => token(cmd),
         Cmd::Append(a) => client::run_append(a),
+        Cmd::Export(a) => export_cmd::run_export(a),
         Cmd::Bench(a) => bench::run(a),
     };
     match res {
@@ -233,6 +238,7 @@ async fn run_server(cfg: Config) -> Result<(), String> {
         max_batch: cfg.max_batch,
         receipt_timeout: cfg.receipt_timeout,
         witnessing,
+        log_key: vkey.clone(),
     });
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await

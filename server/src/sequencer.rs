@@ -27,6 +27,10 @@ pub struct AppendItem {
     pub leaf: Vec<u8>,
     /// SHA-256(0x00 || leaf), computed by the request handler.
     pub leaf_hash: Hash,
+    /// The `logged_at` the handler stamped, in Unix milliseconds.
+    pub logged_at_ms: i64,
+    /// Where that stamp sits in `leaf` (see [`vellum_spec::event::Sealed`]).
+    pub logged_at_offset: usize,
 }
 
 /// The outcome for one event of a request.
@@ -70,6 +74,7 @@ pub fn start(
 ) -> Result<(mpsc::Sender<AppendJob>, Arc<SeqState>), StoreError> {
     let size = store.size()?;
     let edge = TreeEdge::load(store.as_ref(), size)?;
+    let clock = LoggedAtClock::load(store.as_ref(), size)?;
     let state = Arc::new(SeqState {
         durable_size: AtomicU64::new(size),
         failed: AtomicBool::new(false),
@@ -79,14 +84,54 @@ pub fn start(
     let st = state.clone();
     std::thread::Builder::new()
         .name("vellum-sequencer".into())
-        .spawn(move || run(store, edge, rx, st, metrics))
+        .spawn(move || run(store, edge, clock, rx, st, metrics))
         .map_err(|e| StoreError::Backend(format!("spawning sequencer: {e}")))?;
     Ok((tx, state))
+}
+
+/// Keeps `logged_at` non-decreasing in index order, so a time window of the
+/// log is a contiguous index range. Handlers stamp requests in parallel; an
+/// entry sequenced after a later-stamped one takes that later stamp (the
+/// value is fixed-width, so the leaf stays canonical) and is re-hashed.
+pub struct LoggedAtClock {
+    last_ms: i64,
+}
+
+impl LoggedAtClock {
+    /// Resumes from the last stored entry.
+    pub fn load(store: &dyn LogStore, size: u64) -> Result<LoggedAtClock, StoreError> {
+        let mut last_ms = i64::MIN;
+        if size > 0 {
+            let leaf = store
+                .entry(size - 1)?
+                .ok_or_else(|| StoreError::Corrupt(format!("entry {} missing", size - 1)))?;
+            if let Ok(serde_json::Value::Object(obj)) = vellum_spec::jcs::parse_strict(&leaf) {
+                last_ms = vellum_spec::event::leaf_logged_at(&obj).unwrap_or(i64::MIN);
+            }
+        }
+        Ok(LoggedAtClock { last_ms })
+    }
+
+    /// Restamps `item` if it is older than the last entry sequenced.
+    fn order(&mut self, item: &mut AppendItem) {
+        if item.logged_at_ms >= self.last_ms {
+            self.last_ms = item.logged_at_ms;
+            return;
+        }
+        let stamp = vellum_spec::time::format_millis(self.last_ms);
+        if vellum_spec::event::restamp(&mut item.leaf, item.logged_at_offset, &stamp) {
+            item.logged_at_ms = self.last_ms;
+            item.leaf_hash = leaf_hash(&item.leaf);
+        } else {
+            tracing::error!("could not restamp logged_at; leaving the entry as sealed");
+        }
+    }
 }
 
 fn run(
     store: Arc<dyn LogStore>,
     mut edge: TreeEdge,
+    mut clock: LoggedAtClock,
     mut rx: mpsc::Receiver<AppendJob>,
     state: Arc<SeqState>,
     metrics: Arc<Metrics>,
@@ -105,7 +150,7 @@ fn run(
         }
         let span = tracing::debug_span!("group_commit", jobs = jobs.len(), entries = n);
         let _g = span.enter();
-        match commit(store.as_ref(), &mut edge, &mut jobs, &metrics) {
+        match commit(store.as_ref(), &mut edge, &mut clock, &mut jobs, &metrics) {
             Ok(results) => {
                 state.durable_size.store(edge.size(), Ordering::Release);
                 metrics.tree_size.store(edge.size(), Ordering::Relaxed);
@@ -137,6 +182,7 @@ fn run(
 fn commit(
     store: &dyn LogStore,
     edge: &mut TreeEdge,
+    clock: &mut LoggedAtClock,
     jobs: &mut [AppendJob],
     metrics: &Metrics,
 ) -> Result<Vec<Vec<Appended>>, StoreError> {
@@ -174,6 +220,7 @@ fn commit(
                 });
                 continue;
             }
+            clock.order(item);
             pending.insert(key, (next, item.leaf_hash));
             // The request no longer needs its copy of the leaf.
             batch.entries.push((next, std::mem::take(&mut item.leaf)));

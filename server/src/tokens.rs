@@ -24,14 +24,17 @@ pub enum Scope {
     Append,
     /// Entry bundles and `/v1/entries`.
     Read,
+    /// `GET /v1/export` (evidence bundles of any scope).
+    Admin,
 }
 
 impl Scope {
-    /// Parses `append` or `read`.
+    /// Parses `append`, `read` or `admin`.
     pub fn parse(s: &str) -> Result<Scope, TokenError> {
         match s.trim() {
             "append" => Ok(Scope::Append),
             "read" => Ok(Scope::Read),
+            "admin" => Ok(Scope::Admin),
             other => Err(TokenError::BadScope(other.to_string())),
         }
     }
@@ -41,6 +44,7 @@ impl Scope {
         match self {
             Scope::Append => "append",
             Scope::Read => "read",
+            Scope::Admin => "admin",
         }
     }
 }

@@ -222,6 +222,40 @@ pub struct Sealed {
     pub event_id: String,
     /// RFC 8785 canonical JSON of the stored event: the Merkle leaf.
     pub leaf: Vec<u8>,
+    /// Byte offset in `leaf` of the `logged_at` string value (its opening
+    /// quote), so the sequencer can keep `logged_at` non-decreasing.
+    pub logged_at_offset: usize,
+}
+
+/// Length of a `logged_at` value in the leaf, quotes included.
+pub const LOGGED_AT_LEN: usize = 26;
+
+/// Replaces the `logged_at` value at `offset` (from [`Sealed`]) with
+/// `logged_at`, which must have the same length. The key order is
+/// unchanged, so the leaf stays canonical. Returns false if it does not fit.
+pub fn restamp(leaf: &mut [u8], offset: usize, logged_at: &str) -> bool {
+    let v = format!("\"{logged_at}\"");
+    match leaf.get_mut(offset..offset + v.len()) {
+        Some(dst)
+            if v.len() == LOGGED_AT_LEN
+                && dst.len() == LOGGED_AT_LEN
+                && dst[0] == b'"'
+                && dst[LOGGED_AT_LEN - 1] == b'"'
+                && std::str::from_utf8(&dst[1..LOGGED_AT_LEN - 1])
+                    .is_ok_and(|t| parse_utc_millis(t).is_ok()) =>
+        {
+            dst.copy_from_slice(v.as_bytes());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The `logged_at` of stored leaf bytes, in Unix milliseconds.
+pub fn leaf_logged_at(obj: &Map<String, Value>) -> Option<i64> {
+    obj.get("logged_at")
+        .and_then(Value::as_str)
+        .and_then(|s| parse_utc_millis(s).ok())
 }
 
 /// Validates a submitted event, adds `event_id` (from `assign_id` when
@@ -246,12 +280,16 @@ pub fn seal(
     };
     obj.insert("gateway".into(), Value::String(gateway.to_string()));
     obj.insert("logged_at".into(), Value::String(logged_at.to_string()));
-    let leaf =
-        jcs::canonicalize(&Value::Object(obj)).map_err(|e| EventError::Json(e.to_string()))?;
+    let (leaf, at) = jcs::canonicalize_locating(&obj, "logged_at")
+        .map_err(|e| EventError::Json(e.to_string()))?;
     if leaf.len() > MAX_ENTRY_SIZE {
         return Err(EventError::TooLarge(leaf.len()));
     }
-    Ok(Sealed { event_id, leaf })
+    Ok(Sealed {
+        event_id,
+        leaf,
+        logged_at_offset: at.unwrap_or(0),
+    })
 }
 
 /// Checks stored leaf bytes: strict JSON, a schema-valid event with the
@@ -310,6 +348,21 @@ mod tests {
             r#"{"agent":"a","event_id":"id-1","gateway":"gw","logged_at":"2026-06-20T14:07:32.000Z","owner":"o","principal":"p","tool":"t","ts":"2026-06-20T14:07:31.120Z","verdict":"allow"}"#
         );
         assert!(check_leaf(&a.leaf).is_ok());
+    }
+
+    #[test]
+    fn restamp_keeps_the_leaf_canonical() {
+        let mut s = seal_it(with("attrs", json!({"logged_at": "x"}))).unwrap();
+        assert!(restamp(
+            &mut s.leaf,
+            s.logged_at_offset,
+            "2026-06-20T14:07:33.500Z"
+        ));
+        let obj = check_leaf(&s.leaf).unwrap();
+        assert_eq!(obj["logged_at"], "2026-06-20T14:07:33.500Z");
+        assert_eq!(obj["attrs"]["logged_at"], "x");
+        assert!(!restamp(&mut s.leaf, s.logged_at_offset, "short"));
+        assert!(!restamp(&mut s.leaf, 1, "2026-06-20T14:07:33.500Z"));
     }
 
     #[test]

@@ -151,6 +151,32 @@ pub fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<(), JcsError> {
     Ok(())
 }
 
+/// Serializes an object in canonical form and returns, with the bytes, the
+/// offset of the value of its top-level member `key` (if present).
+pub fn canonicalize_locating(
+    m: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<(Vec<u8>, Option<usize>), JcsError> {
+    let mut keys: Vec<(&String, &Value)> = m.iter().collect();
+    keys.sort_by(|a, b| cmp_utf16(a.0, b.0));
+    let mut out = Vec::with_capacity(256);
+    let mut at = None;
+    out.push(b'{');
+    for (i, (k, v)) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(k, &mut out);
+        out.push(b':');
+        if k == key {
+            at = Some(out.len());
+        }
+        write_value(v, &mut out)?;
+    }
+    out.push(b'}');
+    Ok((out, at))
+}
+
 fn write_members<'a>(
     members: impl Iterator<Item = (&'a String, &'a Value)>,
     out: &mut Vec<u8>,
