@@ -133,6 +133,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/entries/{index}", get(entry))
         .route("/v1/receipt/{index}", get(receipt))
         .route("/v1/export", get(export))
+        .route("/v1/lookup", get(lookup))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -513,6 +514,11 @@ async fn entry(
             "index {index} is not below the tree size {size}"
         )));
     }
+    entry_body(&st, index)
+}
+
+/// `{"index":I,"leaf_hash":..,"event":<leaf bytes>}` for a durable entry.
+fn entry_body(st: &AppState, index: u64) -> Result<Response, ApiError> {
     let leaf = st
         .store
         .entry(index)
@@ -726,4 +732,51 @@ async fn export(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// `GET /v1/lookup?gateway=G&event_id=E`: the entry a gateway logged under
+/// an event ID (as `/v1/entries/<I>`), so an event can be proven from its
+/// own fields.
+async fn lookup(
+    State(st): Shared,
+    headers: HeaderMap,
+    query: Result<
+        axum::extract::Query<Vec<(String, String)>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, ApiError> {
+    if !st.public_entries {
+        auth(&st, &headers, Scope::Read)?;
+    }
+    let axum::extract::Query(pairs) =
+        query.map_err(|e| ApiError::BadRequest(format!("query: {e}")))?;
+    let (mut gateway, mut event_id) = (None, None);
+    for (k, v) in pairs {
+        match k.as_str() {
+            "gateway" => gateway = Some(v),
+            "event_id" => event_id = Some(v),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {other:?}; expected gateway and event_id"
+                )))
+            }
+        }
+    }
+    let (Some(gateway), Some(event_id)) = (gateway, event_id) else {
+        return Err(ApiError::BadRequest(
+            "query parameters gateway and event_id are both required".into(),
+        ));
+    };
+    let key = crate::dedup::key(&gateway, &event_id);
+    let store = st.store.clone();
+    let found = tokio::task::spawn_blocking(move || store.dedup(&key))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    match found {
+        Some(index) if index < durable(&st) => entry_body(&st, index),
+        _ => Err(ApiError::NotFound(format!(
+            "no event {event_id:?} from gateway {gateway:?} in the log"
+        ))),
+    }
 }

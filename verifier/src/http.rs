@@ -1,0 +1,174 @@
+//! Reading a log over HTTP: the checkpoint, tiles, entry bundles, proofs
+//! and entries. Every error is operational (the log could not be read);
+//! judging what was read is the callers' job.
+
+use std::time::Duration;
+
+use vellum_spec::hash::Hash;
+use vellum_spec::tile::TileId;
+
+use crate::report::Failure;
+
+/// A log's read API.
+#[derive(Clone)]
+pub struct Log {
+    base: String,
+    token: Option<String>,
+    http: reqwest::blocking::Client,
+}
+
+/// What a GET returned.
+pub enum Got {
+    /// 200 and the body.
+    Body(Vec<u8>),
+    /// 404.
+    NotFound,
+}
+
+fn op(m: impl Into<String>) -> Failure {
+    Failure::Operational(m.into())
+}
+
+impl Log {
+    /// A client for the log at `base`, sending `token` where entries need it.
+    pub fn new(base: &str, token: Option<String>) -> Result<Log, Failure> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(32)
+            .build()
+            .map_err(|e| op(format!("HTTP client: {e}")))?;
+        Ok(Log {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http,
+        })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// GETs `path`; 404 is returned, other non-200 statuses are errors.
+    pub fn get(&self, path: &str) -> Result<Got, Failure> {
+        let url = format!("{}{path}", self.base);
+        let mut last = String::new();
+        for attempt in 0..3 {
+            let mut req = self.http.get(&url);
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            match req.send() {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status.as_u16() == 404 {
+                        return Ok(Got::NotFound);
+                    }
+                    let body = resp.bytes().map_err(|e| op(format!("{url}: {e}")))?;
+                    if status.is_success() {
+                        return Ok(Got::Body(body.to_vec()));
+                    }
+                    let msg = format!(
+                        "{url}: HTTP {status}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(300)])
+                    );
+                    if status.is_server_error() {
+                        last = msg;
+                    } else {
+                        let hint = if status.as_u16() == 401 || status.as_u16() == 403 {
+                            " (entries need a token with the read scope: --token or VELLUM_TOKEN)"
+                        } else {
+                            ""
+                        };
+                        return Err(op(format!("{msg}{hint}")));
+                    }
+                }
+                Err(e) => last = format!("{url}: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(200 << attempt));
+        }
+        Err(op(last))
+    }
+
+    /// GETs `path` and requires a body.
+    pub fn get_body(&self, path: &str) -> Result<Vec<u8>, Failure> {
+        match self.get(path)? {
+            Got::Body(b) => Ok(b),
+            Got::NotFound => Err(op(format!("{}{path}: 404 not found", self.base))),
+        }
+    }
+
+    /// GETs `path` as JSON.
+    pub fn get_json(&self, path: &str) -> Result<serde_json::Value, Failure> {
+        let b = self.get_body(path)?;
+        serde_json::from_slice(&b).map_err(|e| op(format!("{}{path}: not JSON: {e}", self.base)))
+    }
+
+    /// The signed checkpoint note.
+    pub fn checkpoint(&self) -> Result<Vec<u8>, Failure> {
+        self.get_body("/checkpoint")
+    }
+
+    /// A tile (`entries`: its entry bundle) of width `id.width`. A partial
+    /// tile the log no longer serves is read from the full tile and cut to
+    /// width, as C2SP tlog-tiles advises clients.
+    pub fn tile(&self, id: TileId, entries: bool) -> Result<Vec<u8>, Failure> {
+        let prefix = if entries { "/tile/entries/" } else { "/tile/" };
+        let path = format!("{prefix}{}", id.path(entries));
+        match self.get(&path)? {
+            Got::Body(b) => Ok(b),
+            Got::NotFound if !id.is_full() => {
+                let full = TileId::full(id.level, id.index);
+                let b = self.get_body(&format!("{prefix}{}", full.path(entries)))?;
+                Ok(if entries {
+                    cut_bundle(&b, id.width as usize)
+                } else {
+                    b[..(id.width as usize * 32).min(b.len())].to_vec()
+                })
+            }
+            Got::NotFound => Err(op(format!("{}{path}: 404 not found", self.base))),
+        }
+    }
+
+    /// A consistency proof between two sizes.
+    pub fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, Failure> {
+        let v = self.get_json(&format!("/v1/proof/consistency?from={from}&to={to}"))?;
+        proof_hashes(&v)
+    }
+
+    /// An inclusion proof for `index` in the tree of `size`.
+    pub fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, Failure> {
+        let v = self.get_json(&format!("/v1/proof/inclusion?index={index}&size={size}"))?;
+        proof_hashes(&v)
+    }
+}
+
+/// The first `width` entries of an entry bundle.
+fn cut_bundle(b: &[u8], width: usize) -> Vec<u8> {
+    let mut at = 0;
+    for _ in 0..width {
+        if at + 2 > b.len() {
+            break;
+        }
+        at += 2 + u16::from_be_bytes([b[at], b[at + 1]]) as usize;
+    }
+    b[..at.min(b.len())].to_vec()
+}
+
+fn proof_hashes(v: &serde_json::Value) -> Result<Vec<Hash>, Failure> {
+    v["proof"]
+        .as_array()
+        .ok_or_else(|| op("proof response has no `proof` array"))?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .and_then(|s| Hash::from_base64(s).ok())
+                .ok_or_else(|| {
+                    Failure::check(
+                        "proof",
+                        format!("served proof hash {h} is not base64 of 32 bytes"),
+                    )
+                })
+        })
+        .collect()
+}
