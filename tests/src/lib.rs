@@ -509,3 +509,95 @@ pub fn mem_tree(seed: &str, n: u64) -> vellum_spec::merkle::MemoryTree {
             .collect(),
     )
 }
+
+/// Rewrites a response body: `(path with query, body) -> body`.
+pub type Tamper = Box<dyn Fn(&str, Vec<u8>) -> Vec<u8> + Send + Sync>;
+
+/// An HTTP proxy in front of a log that can rewrite what it serves: the
+/// attacker between a verifier and the log (or a dishonest log).
+pub struct TamperProxy {
+    /// Port it listens on.
+    pub port: u16,
+    tamper: std::sync::Arc<std::sync::RwLock<Option<Tamper>>>,
+}
+
+impl TamperProxy {
+    /// Starts a proxy for GET requests to `upstream`.
+    pub fn start(upstream: &str) -> TamperProxy {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tamper: std::sync::Arc<std::sync::RwLock<Option<Tamper>>> = Default::default();
+        let (t, upstream) = (tamper.clone(), upstream.to_string());
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let (t, upstream, http) = (t.clone(), upstream.clone(), http.clone());
+                std::thread::spawn(move || {
+                    let mut rd = BufReader::new(conn.try_clone().unwrap());
+                    let mut first = String::new();
+                    if rd.read_line(&mut first).is_err() {
+                        return;
+                    }
+                    let mut auth = None;
+                    loop {
+                        let mut h = String::new();
+                        if rd.read_line(&mut h).is_err() || h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            if k.eq_ignore_ascii_case("authorization") {
+                                auth = Some(v.trim().to_string());
+                            }
+                        }
+                    }
+                    let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let mut req = http.get(format!("{upstream}{path}"));
+                    if let Some(a) = auth {
+                        req = req.header("authorization", a);
+                    }
+                    let (status, body) = match req.send() {
+                        Ok(r) => (r.status().as_u16(), r.bytes().unwrap_or_default().to_vec()),
+                        Err(_) => (502, b"upstream failed".to_vec()),
+                    };
+                    let body = match (&*t.read().unwrap(), status) {
+                        (Some(f), 200) => f(&path, body),
+                        _ => body,
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(head.as_bytes());
+                    let _ = conn.write_all(&body);
+                });
+            }
+        });
+        TamperProxy { port, tamper }
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sets (or clears) the rewrite.
+    pub fn set(&self, f: Option<Tamper>) {
+        *self.tamper.write().unwrap() = f;
+    }
+}
+
+/// Runs `vellum-verify` with `args`; returns (exit code, stdout, stderr).
+pub fn verify(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin("vellum-verify"))
+        .args(args)
+        .env_remove("VELLUM_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
