@@ -626,7 +626,8 @@ impl BundleCheck {
             }
         }
         self.last_ms = Some(t);
-        let in_window = self.from_ms.map_or(true, |f| t >= f) && self.to_ms.map_or(true, |e| t < e);
+        let in_window =
+            !matches!(self.from_ms, Some(f) if t < f) && !matches!(self.to_ms, Some(e) if t >= e);
         match l.kind {
             Kind::Before if self.from_ms.is_some_and(|f| t >= f) => {
                 return Err(BundleError::Scope {
@@ -635,7 +636,7 @@ impl BundleCheck {
                         .into(),
                 })
             }
-            Kind::After if self.to_ms.map_or(true, |e| t < e) => {
+            Kind::After if !matches!(self.to_ms, Some(e) if t >= e) => {
                 return Err(BundleError::Scope {
                     index,
                     reason: "the `after` entry is inside the window, so the window ends later"

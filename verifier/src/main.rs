@@ -5,6 +5,7 @@
 //! Exit codes: 0 verified; 1 a verification failed; 2 bad arguments;
 //! 3 operational error (network, HTTP, files): nothing proven either way.
 
+mod bench;
 mod bundle_cmd;
 mod http;
 mod keys;
@@ -130,6 +131,18 @@ enum Cmd {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Benchmark --full verification on an in-memory log against raw SHA-256.
+    Bench {
+        /// Events in the log.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        /// Runs (medians are printed).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Threads for the parallel run.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
 }
 
 fn policy(t: &Trust) -> Result<Policy, Failure> {
@@ -225,6 +238,17 @@ fn main() -> ExitCode {
             };
             emit(&single::event(&log, &p, &which), trust.json)
         }
+        Cmd::Bench {
+            entries,
+            runs,
+            threads,
+        } => match bench::run(entries, runs.max(1), threads.max(2)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => {
+                eprintln!("vellum-verify bench: {f}");
+                ExitCode::from(f.exit_code())
+            }
+        },
         Cmd::Receipt { file, trust } => match policy(&trust) {
             Ok(p) => emit(&single::receipt(&file, &p), trust.json),
             Err(f) => usage_report("receipt", f, trust.json),

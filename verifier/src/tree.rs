@@ -9,8 +9,8 @@
 //! above, which must equal it, and so on up. Memory is one partial tile
 //! per level.
 
-use vellum_spec::event::{check_leaf, leaf_logged_at};
 use vellum_spec::hash::{leaf_hash, Hash};
+use vellum_spec::leaf::check_leaf_facts;
 use vellum_spec::merkle::{fold_range, perfect_root, range_nodes};
 use vellum_spec::tile::{parse_bundle, tile_hashes, TileId, TILE_HEIGHT, TILE_WIDTH};
 
@@ -54,22 +54,18 @@ pub fn digest(k: u64, w: usize, bundle: &[u8], tile: Vec<u8>) -> Result<Digested
     let mut meta = Vec::with_capacity(w);
     for (j, e) in entries.iter().enumerate() {
         let index = base + j as u64;
-        let obj = check_leaf(e).map_err(|err| Failure::Verification {
+        let facts = check_leaf_facts(e).map_err(|err| Failure::Verification {
             check: "event".into(),
             index: Some(index),
             expected: Some("canonical JSON of a schema-valid event".into()),
             got: Some(String::from_utf8_lossy(&e[..e.len().min(120)]).into_owned()),
             message: format!("entry {index}: {err}"),
         })?;
-        let t = leaf_logged_at(&obj).unwrap_or(i64::MIN);
-        let s = match (
-            obj.get("session").and_then(|v| v.as_str()),
-            obj.get("seq").and_then(|v| v.as_u64()),
-        ) {
-            (Some(s), Some(q)) => Some((s.to_string(), q)),
+        let s = match (facts.session, facts.seq) {
+            (Some(s), Some(q)) => Some((s.into_owned(), q)),
             _ => None,
         };
-        meta.push((t, s));
+        meta.push((facts.logged_at_ms, s));
         leaves.push(leaf_hash(e));
     }
     Ok(Digested {
