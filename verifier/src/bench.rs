@@ -48,7 +48,7 @@ impl Source for MemLog {
 /// A canonical, schema-valid event of about 500 bytes.
 fn event(i: u64) -> Vec<u8> {
     format!(
-        r#"{{"agent":"agent-{a:04}","args_hash":"sha256:{h}","event_id":"{i:032x}","gateway":"gw-prod-1","latency_ms":{l},"logged_at":"2026-11-22T10:{m:02}:{s:02}.{ms:03}Z","owner":"payments@corp.example","principal":"svc-billing@corp.example","provenance":"untrusted","provenance_source":"inbound email","reason":"under daily limit","result":{{"status":200}},"risk":{r},"rule":"payments.limit.daily","seq":{q},"session":"sess-{sess:06}","target":"api.pay.example/v2/transfers","tool":"payments.transfer","ts":"2026-11-22T10:{m:02}:{s:02}.{ms:03}Z","verdict":"allow"}}"#,
+        r#"{{"agent":"agent-{a:04}","args_hash":"sha256:{h}","event_id":"{i:032x}","gateway":"gw-prod-1","latency_ms":{l},"logged_at":"2026-11-22T10:{m:02}:{s:02}.{ms:03}Z","owner":"payments","principal":"svc-billing","provenance":"untrusted","reason":"under daily limit","result":{{"status":200}},"risk":{r},"rule":"payments.limit.daily","seq":{q},"session":"sess-{sess:06}","target":"api.pay.example/v2/transfers","tool":"payments.transfer","ts":"2026-11-22T10:{m:02}:{s:02}.{ms:03}Z","verdict":"allow"}}"#,
         a = i % 1000,
         h = leaf_hash(&i.to_be_bytes()).to_hex(),
         l = i % 900,
