@@ -150,6 +150,13 @@ fn honest_log_passes_and_every_tampering_is_caught() {
     let j: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["ok"], true);
     assert_eq!(j["checkpoint"]["size"], size);
+    // Without the witness's key its line is reported, not verified, not counted.
+    let (code, out, _) = verify(&["log", "--url", &url, "--log-key", &lkey]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("w1.example+") && out.contains("not verified, not counted"),
+        "{out}"
+    );
     let (code, out, _) = run(base(&["--full", "--strict-seq"]));
     assert_eq!(code, 1, "--strict-seq turns the gap into a failure:\n{out}");
     assert!(out.contains("sequence check failed"), "{out}");

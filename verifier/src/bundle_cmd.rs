@@ -140,8 +140,15 @@ pub fn describe(s: &BundleSummary, r: &mut Report) {
     r.pass(
         "scope",
         format!(
-            "window {window} = indexes {}..{}; boundary entries prove where it starts and ends; every event is inside it",
-            sc.first_index, sc.end_index
+            "window {window} = indexes {}..{}; {}; every event is inside it and logged_at never decreases",
+            sc.first_index,
+            sc.end_index,
+            match (sc.first_index > 0 && sc.from.is_some(), sc.end_index < s.checkpoint.size) {
+                (true, true) => "the entries just before and after it prove where it starts and ends",
+                (true, false) => "the entry just before it proves where it starts; it ends at the checkpoint",
+                (false, true) => "it starts at the log's first entry; the entry just after it proves where it ends",
+                (false, false) => "it spans the log from its first entry to the checkpoint",
+            }
         ),
     );
     if s.complete {

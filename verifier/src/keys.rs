@@ -71,6 +71,7 @@ impl Policy {
         match r {
             Ok((n, cp, cosigned)) => {
                 let info = CheckpointInfo::describe(
+                    true,
                     &n,
                     &cp,
                     &self.log,
@@ -101,7 +102,9 @@ impl Policy {
                             .into_iter()
                             .filter_map(|(_, v)| v)
                             .collect();
+                        let log_ok = n.verify(std::slice::from_ref(&self.log)).is_ok();
                         report.checkpoint = Some(CheckpointInfo::describe(
+                            log_ok,
                             &n,
                             &cp,
                             &self.log,

@@ -118,6 +118,7 @@ pub struct CheckpointInfo {
 impl CheckpointInfo {
     /// Describes `note` (already verified) against the keys given.
     pub fn describe(
+        log_ok: bool,
         note: &Note,
         cp: &Checkpoint,
         log: &VerifierKey,
@@ -145,7 +146,7 @@ impl CheckpointInfo {
                         "unknown"
                     }
                     .into(),
-                    verified: is_log || good.is_some(),
+                    verified: (is_log && log_ok) || good.is_some(),
                     time: good
                         .and_then(|v| v.timestamp)
                         .map(|t| vellum_spec::time::format_millis(t as i64 * 1000)),
