@@ -250,3 +250,40 @@ fn commit(
     metrics.duplicates.fetch_add(dups, Ordering::Relaxed);
     Ok(results)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vellum_spec::time::format_millis;
+
+    fn item(ms: i64) -> AppendItem {
+        let v = serde_json::json!({"ts":"2026-06-20T14:07:31Z","agent":"a","principal":"p","owner":"o","tool":"t","verdict":"allow"});
+        let s = vellum_spec::event::seal(v, "gw", &format_millis(ms), || "id".into()).unwrap();
+        AppendItem {
+            event_id: s.event_id,
+            leaf_hash: leaf_hash(&s.leaf),
+            leaf: s.leaf,
+            logged_at_ms: ms,
+            logged_at_offset: s.logged_at_offset,
+        }
+    }
+
+    #[test]
+    fn a_late_entry_takes_the_later_stamp_and_is_rehashed() {
+        let mut clock = LoggedAtClock { last_ms: i64::MIN };
+        let mut a = item(1_800_000_000_500);
+        clock.order(&mut a);
+        let mut b = item(1_800_000_000_100);
+        let before = b.leaf_hash;
+        clock.order(&mut b);
+        let obj = vellum_spec::event::check_leaf(&b.leaf).unwrap();
+        assert_eq!(obj["logged_at"], format_millis(1_800_000_000_500));
+        assert_eq!(b.leaf_hash, leaf_hash(&b.leaf));
+        assert_ne!(b.leaf_hash, before);
+        let mut c = item(1_800_000_000_900);
+        let h = c.leaf_hash;
+        clock.order(&mut c);
+        assert_eq!(c.leaf_hash, h, "a later entry is left as sealed");
+        assert_eq!(clock.last_ms, 1_800_000_000_900);
+    }
+}

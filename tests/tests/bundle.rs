@@ -168,6 +168,27 @@ fn bundles_prove_a_window_and_every_edit_is_caught() {
         "{html}"
     );
 
+    // Access and bad parameters.
+    assert_eq!(log.get("/v1/export", None).0, 401);
+    assert_eq!(
+        log.get("/v1/export", Some(&token)).0,
+        403,
+        "the gateway token has no admin scope"
+    );
+    for (q, names) in [
+        ("verdict=maybe", "verdict"),
+        ("colour=red", "colour"),
+        ("from=yesterday", "from"),
+        ("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "after"),
+        ("since=100000", "since"),
+        ("agent=a&agent=b", "agent"),
+    ] {
+        let (st, body) = log.get(&format!("/v1/export?{q}"), Some(&admin));
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(st, 400, "{q}: {body}");
+        assert!(body.contains(names), "{q}: {body}");
+    }
+
     // Whole log; and a filtered export says what it does not prove.
     export(&log, &admin, &p("all.jsonl"), &[]);
     let (code, out, _) = bundle("all.jsonl", &[]);

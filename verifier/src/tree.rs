@@ -362,6 +362,40 @@ mod tests {
     }
 
     #[test]
+    fn time_going_back_is_caught() {
+        let leaf_at = |i: u64, ms: u64| -> Vec<u8> {
+            String::from_utf8(leaf(i))
+                .unwrap()
+                .replace("14:07:32.000Z", &format!("14:07:32.{ms:03}Z"))
+                .into_bytes()
+        };
+        let leaves: Vec<Vec<u8>> = (0..10)
+            .map(|i| leaf_at(i, if i == 6 { 1 } else { 5 + i }))
+            .collect();
+        let t = MemoryTree::new(leaves.iter().map(|l| leaf_hash(l)).collect());
+        let mut b = Vec::new();
+        for l in &leaves {
+            push_bundle_entry(&mut b, l).unwrap();
+        }
+        let tile = serve(
+            &t,
+            TileId {
+                level: 0,
+                index: 0,
+                width: 10,
+            },
+        );
+        let mut fetch = |id: TileId| Ok(serve(&t, id));
+        let e = TreeCheck::new()
+            .push(digest(0, 10, &b, tile).unwrap(), &mut fetch)
+            .unwrap_err();
+        assert!(
+            matches!(&e, Failure::Verification { check, index: Some(6), .. } if check == "time-order"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_wrong_upper_tile_is_caught() {
         let t = MemoryTree::new((0..600).map(|i| leaf_hash(&leaf(i))).collect());
         let mut c = TreeCheck::new();
