@@ -18,8 +18,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::checkpoint::Checkpoint;
-use crate::event::{check_leaf, leaf_logged_at, VERDICTS};
+use crate::event::VERDICTS;
 use crate::hash::{leaf_hash, Hash};
+use crate::leaf::check_leaf_facts;
 use crate::merkle::{verify_consistency, verify_inclusion};
 use crate::note::{Note, Verified, VerifierKey};
 use crate::proof::{verify_checkpoint, ProofFileError};
@@ -90,6 +91,14 @@ impl Filter {
     /// True when nothing is filtered: the export is the whole window.
     pub fn is_empty(&self) -> bool {
         Self::FIELDS.iter().all(|f| self.get(f).is_none())
+    }
+
+    /// Whether a checked leaf's facts match every field given.
+    pub fn matches_facts(&self, event: &crate::leaf::LeafFacts) -> bool {
+        Self::FIELDS.iter().all(|f| match self.get(f) {
+            None => true,
+            Some(want) => event.get(f) == Some(want),
+        })
     }
 
     /// Whether `event` matches every field given.
@@ -195,8 +204,8 @@ struct Line<'a> {
     kind: Kind,
     #[serde(default)]
     index: Option<u64>,
-    #[serde(default)]
-    proof: Option<Vec<String>>,
+    #[serde(borrow, default)]
+    proof: Option<Vec<&'a str>>,
     #[serde(borrow, default)]
     event: Option<&'a RawValue>,
     #[serde(default)]
@@ -330,8 +339,9 @@ fn format_err(m: impl Into<String>) -> BundleError {
     BundleError::Format(m.into())
 }
 
-fn hashes(v: &[String], what: &str) -> Result<Vec<Hash>, BundleError> {
+fn hashes<S: AsRef<str>>(v: &[S], what: &str) -> Result<Vec<Hash>, BundleError> {
     v.iter()
+        .map(AsRef::as_ref)
         .map(|s| {
             Hash::from_base64(s)
                 .map_err(|_| format_err(format!("{what}: {s:?} is not base64 of 32 bytes")))
@@ -596,7 +606,7 @@ impl BundleCheck {
             Kind::End => unreachable!("handled above"),
         }
         let leaf = event.get().as_bytes();
-        let obj = check_leaf(leaf).map_err(|e| BundleError::Event {
+        let facts = check_leaf_facts(leaf).map_err(|e| BundleError::Event {
             index,
             reason: e.to_string(),
         })?;
@@ -613,10 +623,13 @@ impl BundleCheck {
             size: self.checkpoint.size,
             reason: e.to_string(),
         })?;
-        let t = leaf_logged_at(&obj).ok_or_else(|| BundleError::Event {
-            index,
-            reason: "logged_at is not a time".into(),
-        })?;
+        let t = facts.logged_at_ms;
+        if t == i64::MIN {
+            return Err(BundleError::Event {
+                index,
+                reason: "logged_at is not a time".into(),
+            });
+        }
         if let Some(last) = self.last_ms {
             if t < last {
                 return Err(BundleError::Scope {
@@ -649,14 +662,18 @@ impl BundleCheck {
                     reason: "logged_at is outside the window".into(),
                 })
             }
-            Kind::Event if !self.manifest.filter.matches(&obj) => {
+            Kind::Event if !self.manifest.filter.matches_facts(&facts) => {
                 return Err(BundleError::Filter { index });
             }
             Kind::Event => {
                 self.events += 1;
                 self.next = index + 1;
-                let verdict = obj.get("verdict").and_then(Value::as_str).unwrap_or("");
-                *self.counts.entry(verdict.to_string()).or_insert(0) += 1;
+                match self.counts.get_mut(facts.verdict.as_ref()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.counts.insert(facts.verdict.to_string(), 1);
+                    }
+                }
             }
             _ => {}
         }

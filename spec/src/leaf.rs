@@ -28,6 +28,33 @@ pub struct LeafFacts<'a> {
     pub session: Option<Cow<'a, str>>,
     /// `seq`, if present.
     pub seq: Option<u64>,
+    /// `verdict`.
+    pub verdict: Cow<'a, str>,
+    /// `agent`, `principal`, `owner` and `rule` (if present), in that order.
+    pub who: [Option<Cow<'a, str>>; 4],
+}
+
+impl LeafFacts<'_> {
+    /// The value of a filterable string field (`agent`, `principal`,
+    /// `owner`, `session`, `rule`, `verdict`).
+    pub fn get(&self, field: &str) -> Option<&str> {
+        match field {
+            "agent" => self.who[0].as_deref(),
+            "principal" => self.who[1].as_deref(),
+            "owner" => self.who[2].as_deref(),
+            "rule" => self.who[3].as_deref(),
+            "session" => self.session.as_deref(),
+            "verdict" => Some(&self.verdict),
+            _ => None,
+        }
+    }
+}
+
+const WHO: [&str; 4] = ["agent", "principal", "owner", "rule"];
+
+/// The decoded value of a string with escapes, from its raw content.
+fn unescape(raw: &str) -> Option<String> {
+    serde_json::from_str(&format!("\"{raw}\"")).ok()
 }
 
 /// Checks a stored leaf exactly as `check_leaf` does and returns its facts.
@@ -36,13 +63,17 @@ pub fn check_leaf_facts(leaf: &[u8]) -> Result<LeafFacts<'_>, EventError> {
         return Ok(f);
     }
     let obj = check_leaf(leaf)?;
+    let text = |f: &str| {
+        obj.get(f)
+            .and_then(Value::as_str)
+            .map(|s| Cow::Owned(s.to_string()))
+    };
     Ok(LeafFacts {
         logged_at_ms: leaf_logged_at(&obj).unwrap_or(i64::MIN),
-        session: obj
-            .get("session")
-            .and_then(Value::as_str)
-            .map(|s| Cow::Owned(s.to_string())),
+        session: text("session"),
         seq: obj.get("seq").and_then(Value::as_u64),
+        verdict: text("verdict").unwrap_or_default(),
+        who: WHO.map(text),
     })
 }
 
@@ -57,6 +88,16 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
         logged_at_ms: i64::MIN,
         session: None,
         seq: None,
+        verdict: Cow::Borrowed(""),
+        who: [None, None, None, None],
+    };
+    let decode = |a: usize, b: usize, esc: bool| -> Option<Cow<'_, str>> {
+        let raw = text.get(a..b)?;
+        Some(if esc {
+            Cow::Owned(unescape(raw)?)
+        } else {
+            Cow::Borrowed(raw)
+        })
     };
     if s.peek()? == b'}' {
         return None;
@@ -71,9 +112,18 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
         s.eat(b':')?;
         let bit = match key {
             b"agent" | b"principal" | b"owner" | b"tool" => {
-                let (a, b, _) = s.string()?;
+                let (a, b, esc) = s.string()?;
                 if a == b {
                     return None;
+                }
+                let slot = match key {
+                    b"agent" => Some(0),
+                    b"principal" => Some(1),
+                    b"owner" => Some(2),
+                    _ => None,
+                };
+                if let Some(i) = slot {
+                    facts.who[i] = Some(decode(a, b, esc)?);
                 }
                 field_bit(key)
             }
@@ -88,9 +138,11 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
                 field_bit(key)
             }
             b"verdict" => {
-                if !VERDICTS.contains(&s.plain_string(text)?) {
+                let v = s.plain_string(text)?;
+                if !VERDICTS.contains(&v) {
                     return None;
                 }
+                facts.verdict = Cow::Borrowed(v);
                 field_bit(key)
             }
             b"provenance" => {
@@ -114,7 +166,12 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
                 facts.session = Some(Cow::Borrowed(s.plain_string(text)?));
                 0
             }
-            b"target" | b"provenance_source" | b"rule" | b"reason" => {
+            b"rule" => {
+                let (a, b, esc) = s.string()?;
+                facts.who[3] = Some(decode(a, b, esc)?);
+                0
+            }
+            b"target" | b"provenance_source" | b"reason" => {
                 s.string()?;
                 0
             }

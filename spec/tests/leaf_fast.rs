@@ -86,8 +86,12 @@ fn fast_path_agrees_with_the_full_check() {
             facts.session.as_deref(),
             full.get("session").and_then(Value::as_str)
         );
-        if fast(&leaf).is_some() {
+        for f in ["agent", "principal", "owner", "rule", "verdict"] {
+            assert_eq!(facts.get(f), full.get(f).and_then(Value::as_str), "{f}");
+        }
+        if let Some(ff) = fast(&leaf) {
             taken += 1;
+            assert_eq!(ff, facts);
         }
         for _ in 0..20 {
             let mut m = leaf.clone();
@@ -124,6 +128,9 @@ fn fast_path_agrees_with_the_full_check() {
                     f.session.as_deref(),
                     obj.get("session").and_then(Value::as_str)
                 );
+                for k in ["agent", "principal", "owner", "rule", "verdict"] {
+                    assert_eq!(f.get(k), obj.get(k).and_then(Value::as_str), "{k}");
+                }
             }
         }
     }
