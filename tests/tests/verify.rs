@@ -399,7 +399,7 @@ fn honest_log_passes_and_every_tampering_is_caught() {
         .args(base(&[
             "--follow",
             "--interval",
-            "0.2",
+            "200ms",
             "--full",
             "--evidence",
             evidence.to_str().unwrap(),

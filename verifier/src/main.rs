@@ -80,9 +80,9 @@ enum Cmd {
         /// Keep monitoring; exits non-zero on the first failure.
         #[arg(long)]
         follow: bool,
-        /// Seconds between rounds with --follow (e.g. 10, 2.5).
-        #[arg(long, default_value = "10")]
-        interval: f64,
+        /// Time between rounds with --follow: 10s, 500ms, 2m (a bare number is seconds).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        interval: Duration,
         /// Where evidence of a failure is written [default with --follow:
         /// vellum-evidence-<unix time>.json].
         #[arg(long)]
@@ -145,6 +145,29 @@ enum Cmd {
     },
 }
 
+/// Parses `10s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 10s or 500ms"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        u => return Err(format!("unknown unit {u:?}; use ms, s, m or h")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err("the interval must be positive".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 fn policy(t: &Trust) -> Result<Policy, Failure> {
     Policy::new(&t.log_key, &t.witness_keys, t.quorum)
 }
@@ -186,13 +209,6 @@ fn main() -> ExitCode {
                 Ok(p) => p,
                 Err(f) => return usage_report("log", f, trust.json),
             };
-            if !(interval.is_finite() && interval > 0.0) {
-                return usage_report(
-                    "log",
-                    Failure::Usage("--interval must be a positive number of seconds".into()),
-                    trust.json,
-                );
-            }
             let log = match http::Log::new(&url, token) {
                 Ok(l) => l,
                 Err(f) => return usage_report("log", f, trust.json),
@@ -203,7 +219,7 @@ fn main() -> ExitCode {
                 state,
                 full,
                 strict_seq,
-                follow: follow.then(|| Duration::from_secs_f64(interval)),
+                follow: follow.then_some(interval),
                 evidence,
                 threads: threads.max(1),
                 progress: !quiet,
