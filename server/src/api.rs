@@ -676,18 +676,23 @@ fn entry_index(s: &str) -> Result<u64, ApiError> {
     })
 }
 
+/// A request's query as name/value pairs, or why it does not parse.
+type QueryPairs =
+    Result<axum::extract::Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
+
+fn query_pairs(q: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
+    q.map(|axum::extract::Query(p)| p)
+        .map_err(|e| ApiError::BadRequest(format!("query: {e}")))
+}
+
 async fn export(
     State(st): Shared,
     headers: HeaderMap,
-    query: Result<
-        axum::extract::Query<Vec<(String, String)>>,
-        axum::extract::rejection::QueryRejection,
-    >,
+    query: QueryPairs,
 ) -> Result<Response, ApiError> {
     use crate::export::{self, ExportError, ExportQuery};
     auth(&st, &headers, Scope::Admin)?;
-    let axum::extract::Query(pairs) =
-        query.map_err(|e| ApiError::BadRequest(format!("query: {e}")))?;
+    let pairs = query_pairs(query)?;
     let q = ExportQuery::parse(pairs).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let cp = st.checkpoints.current();
     let origin = vellum_spec::note::Note::parse(&cp.note)
@@ -740,16 +745,12 @@ async fn export(
 async fn lookup(
     State(st): Shared,
     headers: HeaderMap,
-    query: Result<
-        axum::extract::Query<Vec<(String, String)>>,
-        axum::extract::rejection::QueryRejection,
-    >,
+    query: QueryPairs,
 ) -> Result<Response, ApiError> {
     if !st.public_entries {
         auth(&st, &headers, Scope::Read)?;
     }
-    let axum::extract::Query(pairs) =
-        query.map_err(|e| ApiError::BadRequest(format!("query: {e}")))?;
+    let pairs = query_pairs(query)?;
     let (mut gateway, mut event_id) = (None, None);
     for (k, v) in pairs {
         match k.as_str() {

@@ -274,17 +274,15 @@ pub fn write(
             .map(|p| bundle::record_line(kind, index, &p, leaf))
             .map_err(|e| ExportError::Proof(e.to_string()))
     };
-    if scope.from.is_some() && scope.first_index > 0 {
-        let i = scope.first_index - 1;
+    // The entries just outside the window, each with its own proof.
+    let boundary = |kind: Kind, i: u64| -> Result<Vec<u8>, ExportError> {
         let leaf = store
             .entry(i)?
             .ok_or_else(|| StoreError::Corrupt(format!("entry {i} missing")))?;
-        buf.extend(proof_line(
-            Kind::Before,
-            i,
-            &leaf,
-            &StoreNodes::new(store, size),
-        )?);
+        proof_line(kind, i, &leaf, &StoreNodes::new(store, size))
+    };
+    if scope.from.is_some() && scope.first_index > 0 {
+        buf.extend(boundary(Kind::Before, scope.first_index - 1)?);
     }
     let mut events = 0u64;
     // One node reader per entry bundle: proofs of neighbouring entries share
@@ -304,16 +302,7 @@ pub fn write(
         send(&mut buf, false)
     })?;
     if scope.end_index < size {
-        let i = scope.end_index;
-        let leaf = store
-            .entry(i)?
-            .ok_or_else(|| StoreError::Corrupt(format!("entry {i} missing")))?;
-        buf.extend(proof_line(
-            Kind::After,
-            i,
-            &leaf,
-            &StoreNodes::new(store, size),
-        )?);
+        buf.extend(boundary(Kind::After, scope.end_index)?);
     }
     let want = plan.header.manifest.counts.get("events").copied();
     if want != Some(events) {

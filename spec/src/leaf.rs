@@ -81,8 +81,6 @@ pub fn check_leaf_facts(leaf: &[u8]) -> Result<LeafFacts<'_>, EventError> {
 pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
     let text = std::str::from_utf8(leaf).ok()?;
     let mut s = Scan { b: leaf, i: 0 };
-    s.eat(b'{')?;
-    let mut prev: &[u8] = b"";
     let mut seen = 0u32;
     let mut facts = LeafFacts {
         logged_at_ms: i64::MIN,
@@ -99,17 +97,7 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
             Cow::Borrowed(raw)
         })
     };
-    if s.peek()? == b'}' {
-        return None;
-    }
-    loop {
-        let (ks, ke, kesc) = s.string()?;
-        let key = &leaf[ks..ke];
-        if kesc || key <= prev {
-            return None;
-        }
-        prev = key;
-        s.eat(b':')?;
+    s.object(|s, key| {
         let bit = match key {
             b"agent" | b"principal" | b"owner" | b"tool" => {
                 let (a, b, esc) = s.string()?;
@@ -217,12 +205,8 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
             _ => return None,
         };
         seen |= bit;
-        match s.next()? {
-            b',' => continue,
-            b'}' => break,
-            _ => return None,
-        }
-    }
+        Some(())
+    })?;
     if s.i != leaf.len() || seen != ALL_REQUIRED {
         return None;
     }
@@ -379,29 +363,33 @@ impl<'a> Scan<'a> {
 
     /// `result`: an object with only `error` (string) and `status` (integer).
     fn result(&mut self) -> Option<()> {
+        self.object(|s, key| match key {
+            b"error" => s.string().map(|_| ()),
+            b"status" => s.integer().map(|_| ()),
+            _ => None,
+        })
+    }
+
+    /// An object in canonical form: ASCII keys without escapes in strictly
+    /// increasing byte order (which is UTF-16 order for ASCII), each value
+    /// read by `member`.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.i += 1;
             return Some(());
         }
+        let bytes: &'a [u8] = self.b;
         let mut prev: &[u8] = b"";
         loop {
             let (a, b, esc) = self.string()?;
-            let key = &self.b[a..b];
-            if esc || key <= prev {
+            let key = &bytes[a..b];
+            if esc || !key.is_ascii() || key <= prev {
                 return None;
             }
             prev = key;
             self.eat(b':')?;
-            match key {
-                b"error" => {
-                    self.string()?;
-                }
-                b"status" => {
-                    self.integer()?;
-                }
-                _ => return None,
-            }
+            member(self, key)?;
             match self.next()? {
                 b',' => continue,
                 b'}' => return Some(()),
@@ -417,30 +405,7 @@ impl<'a> Scan<'a> {
         }
         match self.peek()? {
             b'"' => self.string().map(|_| ()),
-            b'{' => {
-                self.i += 1;
-                if self.peek()? == b'}' {
-                    self.i += 1;
-                    return Some(());
-                }
-                let mut prev: &[u8] = b"";
-                loop {
-                    let (a, b, esc) = self.string()?;
-                    let key = &self.b[a..b];
-                    // Byte order is UTF-16 order only for ASCII keys.
-                    if esc || !key.is_ascii() || key <= prev {
-                        return None;
-                    }
-                    prev = key;
-                    self.eat(b':')?;
-                    self.value(depth + 1)?;
-                    match self.next()? {
-                        b',' => continue,
-                        b'}' => return Some(()),
-                        _ => return None,
-                    }
-                }
-            }
+            b'{' => self.object(|s, _| s.value(depth + 1)),
             b'[' => {
                 self.i += 1;
                 if self.peek()? == b']' {

@@ -239,11 +239,16 @@ impl Log {
 
     /// Waits until the published checkpoint covers at least `size` entries.
     pub fn wait_checkpoint(&self, size: u64) -> Checkpoint {
+        self.wait_note(size).0
+    }
+
+    /// Like [`Log::wait_checkpoint`], also returning the signed note.
+    pub fn wait_note(&self, size: u64) -> (Checkpoint, Vec<u8>) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let (cp, _) = self.checkpoint();
+            let (cp, note) = self.checkpoint();
             if cp.size >= size {
-                return cp;
+                return (cp, note);
             }
             assert!(Instant::now() < deadline, "checkpoint stuck at {}", cp.size);
             std::thread::sleep(Duration::from_millis(20));

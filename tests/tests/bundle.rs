@@ -5,7 +5,7 @@
 //! checkpoint swapped, file cut short) fails with exit 1 naming the check.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use vellum_spec::note::{SignerKey, ALG_COSIGNATURE_V1};
@@ -35,18 +35,6 @@ fn logged_at(log: &Log, token: &str, index: u64) -> String {
         .as_str()
         .unwrap()
         .to_string()
-}
-
-fn wait_size(log: &Log, size: u64) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (cp, raw) = log.checkpoint();
-        if cp.size >= size {
-            return raw;
-        }
-        assert!(Instant::now() < deadline, "checkpoint stuck at {}", cp.size);
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn export(log: &Log, admin: &str, out: &Path, args: &[&str]) {
@@ -93,12 +81,12 @@ fn bundles_prove_a_window_and_every_edit_is_caught() {
         .to_string();
 
     let a = append(&log, &token, "a", 300);
-    let held = wait_size(&log, 300);
+    let held = log.wait_note(300).1;
     std::thread::sleep(Duration::from_millis(30));
     let b = append(&log, &token, "b", 300);
     std::thread::sleep(Duration::from_millis(30));
     let c = append(&log, &token, "c", 100);
-    wait_size(&log, 700);
+    log.wait_note(700);
     let (from, to) = (logged_at(&log, &token, b[0]), logged_at(&log, &token, c[0]));
     assert!(logged_at(&log, &token, a[299]) < from);
 

@@ -18,18 +18,6 @@ fn append(log: &Log, token: &str, events: &[Value]) {
     assert_eq!(st, 200, "{body}");
 }
 
-fn wait_size(log: &Log, size: u64) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (cp, raw) = log.checkpoint();
-        if cp.size >= size {
-            return raw;
-        }
-        assert!(Instant::now() < deadline, "checkpoint stuck at {}", cp.size);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A note for `cp` signed with the log's real private key.
 fn forge(log: &Log, cp: &Checkpoint) -> Vec<u8> {
     let skey = std::fs::read_to_string(log.data().join("log.key")).unwrap();
@@ -102,7 +90,7 @@ fn honest_log_passes_and_every_tampering_is_caught() {
         .collect();
     append(&log, &token, &seq);
     let size = 604;
-    let honest_note = wait_size(&log, size);
+    let honest_note = log.wait_note(size).1;
 
     let proxy = TamperProxy::start(&log.url());
     let url = proxy.url();
@@ -334,7 +322,7 @@ fn honest_log_passes_and_every_tampering_is_caught() {
             .map(|i| event(&format!("more-{i}"), None))
             .collect::<Vec<_>>(),
     );
-    wait_size(&log, size + 10);
+    log.wait_note(size + 10);
     let fork_big = forge(
         &log,
         &Checkpoint {
