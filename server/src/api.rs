@@ -702,8 +702,10 @@ async fn export(
         .unwrap_or_default();
     let store = st.store.clone();
     let (log_key, q2) = (st.log_key.clone(), q.clone());
+    let signer = st.checkpoints.clone();
     let plan = tokio::task::spawn_blocking(move || {
-        export::plan(store.as_ref(), &cp, &q2, &log_key, &origin)
+        let sign = |t: &str| signer.sign_statement(t);
+        export::plan(store.as_ref(), &cp, &q2, &log_key, &origin, &sign)
     })
     .await
     .map_err(internal)?

@@ -220,6 +220,14 @@ impl Checkpointer {
         }
     }
 
+    /// Signs a statement (a note text) with the log's key, e.g. an export
+    /// manifest.
+    pub fn sign_statement(&self, text: &str) -> Result<Vec<u8>, StoreError> {
+        vellum_spec::note::Note::sign(text, &[&self.signer])
+            .map(|n| n.to_bytes())
+            .map_err(|e| StoreError::Backend(format!("signing: {e}")))
+    }
+
     /// The checkpoint currently published.
     pub fn current(&self) -> Arc<Published> {
         match self.published.read() {

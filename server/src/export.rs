@@ -15,6 +15,7 @@ use vellum_spec::event::leaf_logged_at;
 use vellum_spec::merkle::{prove_consistency, prove_inclusion};
 use vellum_spec::tile::{parse_bundle, TILE_WIDTH};
 use vellum_spec::time::{format_millis, parse_utc_millis};
+use vellum_spec::Checkpoint;
 
 use crate::checkpointer::Published;
 use crate::store::{LogStore, StoreError};
@@ -174,6 +175,7 @@ pub fn plan(
     q: &ExportQuery,
     log_key: &str,
     origin: &str,
+    sign: &dyn Fn(&str) -> Result<Vec<u8>, StoreError>,
 ) -> Result<Plan, ExportError> {
     let size = cp.size;
     let first = match &q.from {
@@ -216,26 +218,37 @@ pub fn plan(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
+    let manifest = Manifest {
+        origin: origin.to_string(),
+        log_key: log_key.to_string(),
+        schema: bundle::SCHEMA.into(),
+        exported_at: format_millis(now),
+        scope: Scope {
+            from: q.from.as_ref().map(|(_, s)| s.clone()),
+            to: q.to.as_ref().map(|(_, s)| s.clone()),
+            first_index: first,
+            end_index: end,
+            complete: q.filter.is_empty(),
+        },
+        filter: q.filter.clone(),
+        counts,
+        checkpoint_size: size,
+    };
+    let statement = bundle::manifest_statement(
+        &manifest,
+        &Checkpoint {
+            origin: origin.to_string(),
+            size,
+            root: cp.root,
+            extensions: vec![],
+        },
+    );
     let header = Header {
         format: bundle::FORMAT.into(),
-        manifest: Manifest {
-            origin: origin.to_string(),
-            log_key: log_key.to_string(),
-            schema: bundle::SCHEMA.into(),
-            exported_at: format_millis(now),
-            scope: Scope {
-                from: q.from.as_ref().map(|(_, s)| s.clone()),
-                to: q.to.as_ref().map(|(_, s)| s.clone()),
-                first_index: first,
-                end_index: end,
-                complete: q.filter.is_empty(),
-            },
-            filter: q.filter.clone(),
-            counts,
-            checkpoint_size: size,
-        },
+        manifest,
         checkpoint: String::from_utf8_lossy(&cp.note).into_owned(),
         consistency,
+        manifest_signature: String::from_utf8_lossy(&sign(&statement)?).into_owned(),
     };
     Ok(Plan { header, size })
 }

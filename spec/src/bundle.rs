@@ -171,6 +171,27 @@ pub struct Header {
     /// Present when the export asked for `since`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency: Option<Consistency>,
+    /// The log's signed statement of this manifest: a signed note whose
+    /// text is [`manifest_statement`] (see `spec/bundle.md`).
+    pub manifest_signature: String,
+}
+
+/// First line of the note a log signs over a bundle's manifest; it cannot
+/// be read as a checkpoint (its second line is not a tree size).
+pub const MANIFEST_HEADER: &str = "vellum-bundle/v1 manifest";
+
+/// The note text a log signs for `manifest`: the header, then
+/// `sha256:<hex of SHA-256 over the manifest's RFC 8785 form>`, then the
+/// checkpoint size and root it was exported under.
+pub fn manifest_statement(manifest: &Manifest, checkpoint: &Checkpoint) -> String {
+    let v = serde_json::to_value(manifest).unwrap_or_default();
+    let canon = crate::jcs::canonicalize(&v).unwrap_or_default();
+    format!(
+        "{MANIFEST_HEADER}\nsha256:{}\n{} {}\n",
+        Hash(crate::hash::sha256(&canon)).to_hex(),
+        checkpoint.size,
+        checkpoint.root.to_base64()
+    )
 }
 
 /// The role of a record.
@@ -415,6 +436,19 @@ impl BundleCheck {
         let (note, checkpoint, cosigned) =
             verify_checkpoint(h.checkpoint.as_bytes(), log, witnesses, quorum)?;
         let m = h.manifest;
+        let statement = manifest_statement(&m, &checkpoint);
+        let signed = Note::parse(h.manifest_signature.as_bytes())
+            .map_err(|e| BundleError::Manifest(format!("manifest_signature: {e}")))?;
+        if signed.text != statement {
+            return Err(BundleError::Manifest(
+                "manifest_signature is not over this manifest and checkpoint: the manifest was altered".into(),
+            ));
+        }
+        signed.verify(std::slice::from_ref(log)).map_err(|_| {
+            BundleError::Manifest(
+                "manifest_signature is not a valid signature of the log key".into(),
+            )
+        })?;
         if m.origin != checkpoint.origin {
             return Err(BundleError::Manifest(format!(
                 "origin {:?} is not the checkpoint's {:?}",

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use vellum_spec::note::{SignerKey, ALG_COSIGNATURE_V1};
+use vellum_spec::bundle::{manifest_statement, Header};
+use vellum_spec::note::{Note, SignerKey, ALG_COSIGNATURE_V1};
+use vellum_spec::proof::verify_checkpoint;
 use vellum_tests::{event, verify, Log, Witness};
 
 fn append(log: &Log, token: &str, tag: &str, n: usize) -> Vec<u64> {
@@ -243,7 +245,7 @@ fn bundles_prove_a_window_and_every_edit_is_caught() {
             h["manifest"]["scope"]["end_index"] = Value::from(300);
             l[0] = h.to_string();
         },
-        "inclusion",
+        "manifest",
     );
     case(
         "truncated.jsonl",
@@ -252,12 +254,29 @@ fn bundles_prove_a_window_and_every_edit_is_caught() {
         },
         "truncated",
     );
+    // Counts edited: the log's signature over the manifest no longer holds;
+    // re-signed with the log's real key, the recount still catches it.
+    let recount = |l: &mut Vec<String>, resign: bool| {
+        let mut h: Header = serde_json::from_str(&l[0]).unwrap();
+        *h.manifest.counts.get_mut("deny").unwrap() = 1;
+        if resign {
+            let (_, cp, _) =
+                verify_checkpoint(h.checkpoint.as_bytes(), &log.vkey(), &[], 0).unwrap();
+            let skey = std::fs::read_to_string(log.data().join("log.key")).unwrap();
+            let signer = SignerKey::parse(skey.trim()).unwrap();
+            let text = manifest_statement(&h.manifest, &cp);
+            h.manifest_signature =
+                String::from_utf8(Note::sign(&text, &[&signer]).unwrap().to_bytes()).unwrap();
+        }
+        l[0] = serde_json::to_string(&h).unwrap();
+    };
+    case("recounted.jsonl", &|l| recount(l, false), "manifest");
+    case("recounted-resigned.jsonl", &|l| recount(l, true), "counts");
     case(
-        "recounted.jsonl",
+        "end-line.jsonl",
         &|l| {
-            let mut h: Value = serde_json::from_str(&l[0]).unwrap();
-            h["manifest"]["counts"]["deny"] = Value::from(1);
-            l[0] = h.to_string();
+            let last = l.len() - 1;
+            l[last] = r#"{"kind":"end","events":299}"#.into();
         },
         "counts",
     );

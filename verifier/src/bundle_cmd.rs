@@ -122,6 +122,10 @@ pub fn describe(s: &BundleSummary, r: &mut Report) {
     let m = &s.manifest;
     let sc = &m.scope;
     r.pass(
+        "manifest",
+        "the manifest (scope, filter, counts, export time) is signed by the log key, bound to this checkpoint",
+    );
+    r.pass(
         "inclusion",
         format!(
             "{} events, each with an inclusion proof to the checkpoint's root (size {})",
