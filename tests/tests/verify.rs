@@ -232,6 +232,17 @@ fn honest_log_passes_and_every_tampering_is_caught() {
     })));
     let out = assert_fails(run(base(&["--full"])), "tile");
     assert!(out.contains("tile 0/000 position 7"), "{out}");
+    let (code, out, _) = run(base(&["--full", "--json"]));
+    assert_eq!(code, 1);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["failure"]["kind"], "verification");
+    assert_eq!(j["failure"]["check"], "tile");
+    assert_eq!(j["failure"]["index"], 7);
+    assert!(
+        j["failure"]["expected"].is_string() && j["failure"]["got"].is_string(),
+        "{j}"
+    );
 
     // 3. An entry rewritten together with its level-0 tile: the pitfall of
     // checking only the tiles on the path to the root.
@@ -450,6 +461,17 @@ fn honest_log_passes_and_every_tampering_is_caught() {
     // Exit codes for what is not a verification failure.
     let (code, _, _) = verify(&["log", "--url", "http://127.0.0.1:1", "--log-key", &lkey]);
     assert_eq!(code, 3, "network error");
+    let (code, out, _) = verify(&[
+        "log",
+        "--url",
+        "http://127.0.0.1:1",
+        "--log-key",
+        &lkey,
+        "--json",
+    ]);
+    assert_eq!(code, 3);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["failure"]["kind"], "operational", "{j}");
     let (code, _, _) = verify(&["log", "--url", &url, "--log-key", "not-a-key"]);
     assert_eq!(code, 2, "bad key");
     let (code, _, _) = verify(&["log", "--url", &url, "--log-key", &lkey, "--quorum", "2"]);

@@ -174,7 +174,10 @@ fn policy(t: &Trust) -> Result<Policy, Failure> {
 
 fn emit(r: &Report, json: bool) -> ExitCode {
     if json {
-        println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+        match serde_json::to_string_pretty(r) {
+            Ok(j) => println!("{j}"),
+            Err(e) => eprintln!("vellum-verify: cannot write the JSON report: {e}"),
+        }
     } else {
         print!("{}", r.to_text());
     }

@@ -15,8 +15,7 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_OPERATIONAL: u8 = 3;
 
 /// Why a run stopped.
-#[derive(Debug, Clone, Serialize, thiserror::Error)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Failure {
     /// A check failed.
     #[error("{check} check failed{}: {message}", .index.map(|i| format!(" at index {i}")).unwrap_or_default())]
@@ -24,13 +23,10 @@ pub enum Failure {
         /// The check's name (e.g. `tile`, `inclusion`, `consistency`).
         check: String,
         /// Entry or tile index, when there is one.
-        #[serde(skip_serializing_if = "Option::is_none")]
         index: Option<u64>,
         /// What it should have been.
-        #[serde(skip_serializing_if = "Option::is_none")]
         expected: Option<String>,
         /// What was served.
-        #[serde(skip_serializing_if = "Option::is_none")]
         got: Option<String>,
         /// The whole story.
         message: String,
@@ -41,6 +37,46 @@ pub enum Failure {
     /// Network, HTTP or file trouble.
     #[error("operational error: {0}")]
     Operational(String),
+}
+
+/// As JSON: `{"kind": "verification"|"usage"|"operational", "message", ...}`
+/// with `check`, `index`, `expected`, `got` for verification failures.
+impl Serialize for Failure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match self {
+            Failure::Verification {
+                check,
+                index,
+                expected,
+                got,
+                message,
+            } => {
+                m.serialize_entry("kind", "verification")?;
+                m.serialize_entry("check", check)?;
+                if let Some(i) = index {
+                    m.serialize_entry("index", i)?;
+                }
+                if let Some(e) = expected {
+                    m.serialize_entry("expected", e)?;
+                }
+                if let Some(g) = got {
+                    m.serialize_entry("got", g)?;
+                }
+                m.serialize_entry("message", message)?;
+            }
+            Failure::Usage(msg) => {
+                m.serialize_entry("kind", "usage")?;
+                m.serialize_entry("message", msg)?;
+            }
+            Failure::Operational(msg) => {
+                m.serialize_entry("kind", "operational")?;
+                m.serialize_entry("message", msg)?;
+            }
+        }
+        m.end()
+    }
 }
 
 impl Failure {
