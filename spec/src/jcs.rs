@@ -158,7 +158,11 @@ pub fn canonicalize_locating(
     key: &str,
 ) -> Result<(Vec<u8>, Option<usize>), JcsError> {
     let mut keys: Vec<(&String, &Value)> = m.iter().collect();
-    keys.sort_by(|a, b| cmp_utf16(a.0, b.0));
+    // As in `write_value`: the map's order is UTF-16 order unless a key
+    // holds a character at or above U+E000.
+    if keys.iter().any(|(k, _)| k.bytes().any(|b| b >= 0xEE)) {
+        keys.sort_by(|a, b| cmp_utf16(a.0, b.0));
+    }
     let mut out = Vec::with_capacity(256);
     let mut at = None;
     out.push(b'{');
