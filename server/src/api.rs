@@ -146,6 +146,15 @@ fn auth(st: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Arc<str>, Ap
     Ok(st.tokens.authorize(h, scope)?.name.clone())
 }
 
+/// Entries, receipts and lookups need the `read` scope unless the log
+/// serves entries publicly.
+fn auth_entries(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !st.public_entries {
+        auth(st, headers, Scope::Read)?;
+    }
+    Ok(())
+}
+
 fn new_event_id() -> String {
     let v: u128 = rand::random();
     format!("{v:032x}")
@@ -504,9 +513,7 @@ async fn entry(
     Path(index): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if !st.public_entries {
-        auth(&st, &headers, Scope::Read)?;
-    }
+    auth_entries(&st, &headers)?;
     let index = entry_index(&index)?;
     let size = durable(&st);
     if index >= size {
@@ -651,9 +658,7 @@ async fn receipt(
     Path(index): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if !st.public_entries {
-        auth(&st, &headers, Scope::Read)?;
-    }
+    auth_entries(&st, &headers)?;
     let index = entry_index(&index)?;
     let cp = st.checkpoints.current();
     if index >= cp.size {
@@ -749,9 +754,7 @@ async fn lookup(
     headers: HeaderMap,
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
-    if !st.public_entries {
-        auth(&st, &headers, Scope::Read)?;
-    }
+    auth_entries(&st, &headers)?;
     let pairs = query_pairs(query)?;
     let (mut gateway, mut event_id) = (None, None);
     for (k, v) in pairs {

@@ -8,10 +8,9 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use serde_json::Value;
 use tokio::sync::mpsc;
 use vellum_spec::bundle::{self, Filter, Header, Kind, Manifest, Scope};
-use vellum_spec::event::leaf_logged_at;
+use vellum_spec::leaf::{check_leaf_facts, LeafFacts};
 use vellum_spec::merkle::{prove_consistency, prove_inclusion};
 use vellum_spec::tile::{parse_bundle, TILE_WIDTH};
 use vellum_spec::time::{format_millis, parse_utc_millis};
@@ -114,11 +113,7 @@ fn logged_at(store: &dyn LogStore, index: u64) -> Result<i64, ExportError> {
     let leaf = store
         .entry(index)?
         .ok_or_else(|| StoreError::Corrupt(format!("entry {index} missing")))?;
-    match vellum_spec::jcs::parse_strict(&leaf) {
-        Ok(Value::Object(obj)) => leaf_logged_at(&obj),
-        _ => None,
-    }
-    .ok_or_else(|| StoreError::Corrupt(format!("entry {index} has no logged_at")).into())
+    Ok(facts(&leaf, index)?.logged_at_ms)
 }
 
 /// The first index below `size` whose `logged_at` is at or after `t`.
@@ -160,11 +155,10 @@ fn for_each_entry(
     Ok(())
 }
 
-fn parse_event(leaf: &[u8], index: u64) -> Result<serde_json::Map<String, Value>, ExportError> {
-    match vellum_spec::jcs::parse_strict(leaf) {
-        Ok(Value::Object(o)) => Ok(o),
-        _ => Err(StoreError::Corrupt(format!("entry {index} is not a JSON object")).into()),
-    }
+/// The facts of a stored entry, checked as a verifier would check them.
+fn facts(leaf: &[u8], index: u64) -> Result<LeafFacts<'_>, ExportError> {
+    check_leaf_facts(leaf)
+        .map_err(|e| StoreError::Corrupt(format!("entry {index} is not a valid event: {e}")).into())
 }
 
 /// Resolves the window against the published checkpoint and counts the
@@ -205,11 +199,10 @@ pub fn plan(
     let mut counts = bundle::empty_counts();
     let mut events = 0u64;
     for_each_entry(store, first, end, |index, leaf| {
-        let obj = parse_event(leaf, index)?;
-        if q.filter.matches(&obj) {
+        let f = facts(leaf, index)?;
+        if q.filter.matches_facts(&f) {
             events += 1;
-            let v = obj.get("verdict").and_then(Value::as_str).unwrap_or("");
-            *counts.entry(v.to_string()).or_insert(0) += 1;
+            *counts.entry(f.verdict.into_owned()).or_insert(0) += 1;
         }
         Ok(())
     })?;
@@ -307,7 +300,7 @@ pub fn write(
             bundle_of = index / TILE_WIDTH;
             nodes = StoreNodes::new(store, size);
         }
-        if !scope.complete && !q.filter.matches(&parse_event(leaf, index)?) {
+        if !scope.complete && !q.filter.matches_facts(&facts(leaf, index)?) {
             return Ok(());
         }
         buf.extend(proof_line(Kind::Event, index, leaf, &nodes)?);

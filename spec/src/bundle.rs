@@ -11,11 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::checkpoint::Checkpoint;
 use crate::event::VERDICTS;
@@ -98,14 +95,6 @@ impl Filter {
         Self::FIELDS.iter().all(|f| match self.get(f) {
             None => true,
             Some(want) => event.get(f) == Some(want),
-        })
-    }
-
-    /// Whether `event` matches every field given.
-    pub fn matches(&self, event: &Map<String, Value>) -> bool {
-        Self::FIELDS.iter().all(|f| match self.get(f) {
-            None => true,
-            Some(want) => event.get(*f).and_then(Value::as_str) == Some(want),
         })
     }
 }
@@ -402,7 +391,7 @@ pub struct BundleCheck {
     consistent_from: Option<u64>,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
-    /// Next index a record may have.
+    /// Next index an event may have (the window start, then one past the last event).
     next: u64,
     /// `logged_at` of the previous record.
     last_ms: Option<i64>,
@@ -536,7 +525,7 @@ impl BundleCheck {
                 Some(old.size)
             }
         };
-        let next = s.first_index.saturating_sub(1);
+        let next = s.first_index;
         Ok(BundleCheck {
             next,
             manifest: m,
@@ -613,7 +602,7 @@ impl BundleCheck {
                         "event {index} is outside the window's range {first}..{end}"
                     )));
                 }
-                let expect = self.expect_next(first);
+                let expect = self.next;
                 if index < expect {
                     return Err(BundleError::Order(format!(
                         "event {index} is out of order or repeated (expected ≥ {expect})"
@@ -714,17 +703,9 @@ impl BundleCheck {
         Ok(())
     }
 
-    fn expect_next(&self, first: u64) -> u64 {
-        if self.events == 0 {
-            first
-        } else {
-            self.next
-        }
-    }
-
     fn check_complete_until(&self, end: u64) -> Result<(), BundleError> {
         let s = &self.manifest.scope;
-        let expect = self.expect_next(s.first_index);
+        let expect = self.next;
         if s.complete && expect < end {
             return Err(BundleError::Missing {
                 missing: expect,
@@ -799,11 +780,4 @@ pub fn empty_counts() -> BTreeMap<String, u64> {
     let mut c: BTreeMap<String, u64> = VERDICTS.iter().map(|v| (v.to_string(), 0)).collect();
     c.insert("events".into(), 0);
     c
-}
-
-/// Decodes a base64 hash list (for callers building proofs from JSON).
-pub fn decode_hashes(v: &[String]) -> Option<Vec<Hash>> {
-    v.iter()
-        .map(|s| B64.decode(s).ok().and_then(|b| Hash::from_slice(&b).ok()))
-        .collect()
 }

@@ -97,25 +97,20 @@ fn honest_log_passes_and_every_tampering_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.note");
     let st = state.to_str().unwrap();
-    let base = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "log",
-            "--url",
-            &url,
-            "--log-key",
-            &lkey,
-            "--witness-key",
-            &wkey,
-            "--token",
-            &token,
-            "--quiet",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
+    // `vellum-verify CMD` against the proxy, with or without the witness key.
+    let args = |cmd: &str, witness: bool, extra: &[&str]| -> Vec<String> {
+        let mut v = vec![cmd, "--url", &url, "--log-key", &lkey, "--token", &token];
+        if witness {
+            v.extend(["--witness-key", wkey.as_str()]);
+        }
+        if cmd == "log" {
+            v.push("--quiet");
+        }
+        v.extend(extra);
+        v.into_iter().map(String::from).collect()
     };
+    let base = |extra: &[&str]| args("log", true, extra);
+    let plain = |extra: &[&str]| args("log", false, extra);
     let run = |args: Vec<String>| verify(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     // Honest: every command exits 0.
@@ -149,36 +144,12 @@ fn honest_log_passes_and_every_tampering_is_caught() {
     assert_eq!(code, 1, "--strict-seq turns the gap into a failure:\n{out}");
     assert!(out.contains("sequence check failed"), "{out}");
 
-    let (code, out, _) = verify(&[
-        "event",
-        "--url",
-        &url,
-        "--log-key",
-        &lkey,
-        "--witness-key",
-        &wkey,
-        "--token",
-        &token,
-        "--index",
-        "17",
-    ]);
+    let (code, out, _) = run(args("event", true, &["--index", "17"]));
     assert_eq!(code, 0, "{out}");
     let entry = log.get_json("/v1/entries/42", Some(&token));
     let pretty = dir.path().join("event.json");
     std::fs::write(&pretty, serde_json::to_vec_pretty(&entry["event"]).unwrap()).unwrap();
-    let (code, out, _) = verify(&[
-        "event",
-        "--url",
-        &url,
-        "--log-key",
-        &lkey,
-        "--witness-key",
-        &wkey,
-        "--token",
-        &token,
-        "--file",
-        pretty.to_str().unwrap(),
-    ]);
+    let (code, out, _) = run(args("event", true, &["--file", pretty.to_str().unwrap()]));
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("entry 42 is in the checkpoint's tree"),
@@ -303,23 +274,6 @@ fn honest_log_passes_and_every_tampering_is_caught() {
         }
     })));
     // Without witnesses, --state catches it (same size, other root) ...
-    let plain = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "log",
-            "--url",
-            &url,
-            "--log-key",
-            &lkey,
-            "--token",
-            &token,
-            "--quiet",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
-    };
     assert_fails(run(plain(&["--state", st])), "fork");
     // ... and so does --full (the root of the served entries differs).
     assert_fails(run(plain(&["--full"])), "root");
