@@ -7,28 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// Parses durations written like `200ms`, `1s`, `1.5s`, `2m` or `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration {s:?} needs a unit: ms, s, m or h"))?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("duration {s:?}: {num:?} is not a number"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("duration {s:?}: unit must be ms, s, m or h")),
-    };
-    if !secs.is_finite() || secs <= 0.0 || secs > 86400.0 * 365.0 {
-        return Err(format!("duration {s:?} must be positive and under a year"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+pub use vellum_net::parse_duration;
 
 /// Flags of `vellum serve` (each also read from its environment variable).
 #[derive(clap::Args, Debug, Default)]
@@ -85,6 +64,28 @@ pub struct ServeArgs {
     /// How long an append with `?receipt=true` waits for a checkpoint [default: 10s].
     #[arg(long, env = "VELLUM_RECEIPT_TIMEOUT", value_parser = parse_duration)]
     pub receipt_timeout: Option<Duration>,
+    /// HTTP connections served at once; more get 503 [default: 1024, at
+    /// most half the descriptor limit].
+    #[arg(long, env = "VELLUM_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Time a client has to send a request's headers [default: 10s].
+    #[arg(long, env = "VELLUM_HEADER_TIMEOUT", value_parser = parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// A connection with no traffic for this long is closed [default: 60s].
+    #[arg(long, env = "VELLUM_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// A response the client does not read for this long is cut off [default: 30s].
+    #[arg(long, env = "VELLUM_WRITE_TIMEOUT", value_parser = parse_duration)]
+    pub write_timeout: Option<Duration>,
+    /// Time a client has to send an append request's body [default: 30s].
+    #[arg(long, env = "VELLUM_BODY_TIMEOUT", value_parser = parse_duration)]
+    pub body_timeout: Option<Duration>,
+    /// Evidence exports streamed at once; more get 503 [default: 4].
+    #[arg(long, env = "VELLUM_MAX_EXPORTS")]
+    pub max_exports: Option<usize>,
+    /// Appends waiting for a receipt at once; more get 503 [default: 4096].
+    #[arg(long, env = "VELLUM_MAX_RECEIPT_WAITS")]
+    pub max_receipt_waits: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -104,6 +105,13 @@ struct FileConfig {
     witness_quorum: Option<usize>,
     witness_timeout: Option<String>,
     receipt_timeout: Option<String>,
+    max_connections: Option<usize>,
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    write_timeout: Option<String>,
+    body_timeout: Option<String>,
+    max_exports: Option<usize>,
+    max_receipt_waits: Option<usize>,
 }
 
 /// Resolved settings.
@@ -130,13 +138,21 @@ pub struct Config {
     /// JSON logs.
     pub log_json: bool,
     /// Witnesses to ask for cosignatures.
-    pub witnesses: Vec<crate::witnessing::WitnessSpec>,
+    pub witnesses: Vec<crate::tlog::witnessing::WitnessSpec>,
     /// Cosignatures needed to publish.
     pub witness_quorum: usize,
     /// Per-request witness timeout.
     pub witness_timeout: Duration,
     /// How long a receipt request waits.
     pub receipt_timeout: Duration,
+    /// Connection limits of the HTTP server.
+    pub conn: vellum_net::ConnLimits,
+    /// Time to receive an append body.
+    pub body_timeout: Duration,
+    /// Concurrent exports.
+    pub max_exports: usize,
+    /// Concurrent receipt waits.
+    pub max_receipt_waits: usize,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -178,6 +194,44 @@ impl Config {
             "receipt_timeout",
             Duration::from_secs(10),
         )?;
+        let defaults = vellum_net::ConnLimits::default();
+        let conn = vellum_net::ConnLimits {
+            max_connections: a
+                .max_connections
+                .or(f.max_connections)
+                .unwrap_or(defaults.max_connections)
+                .max(1),
+            header_timeout: dur(
+                a.header_timeout,
+                f.header_timeout,
+                "header_timeout",
+                defaults.header_timeout,
+            )?,
+            idle_timeout: dur(
+                a.idle_timeout,
+                f.idle_timeout,
+                "idle_timeout",
+                defaults.idle_timeout,
+            )?,
+            write_timeout: dur(
+                a.write_timeout,
+                f.write_timeout,
+                "write_timeout",
+                defaults.write_timeout,
+            )?,
+        };
+        if conn.idle_timeout <= receipt_timeout {
+            return Err(format!(
+                "idle_timeout ({:?}) must be longer than receipt_timeout ({receipt_timeout:?}): a connection waiting for its receipt is idle",
+                conn.idle_timeout
+            ));
+        }
+        let body_timeout = dur(
+            a.body_timeout,
+            f.body_timeout,
+            "body_timeout",
+            Duration::from_secs(30),
+        )?;
         let raw = if a.witnesses.is_empty() {
             f.witness.unwrap_or_default()
         } else {
@@ -186,7 +240,7 @@ impl Config {
         let witnesses = raw
             .iter()
             .filter(|s| !s.trim().is_empty())
-            .map(|s| crate::witnessing::WitnessSpec::parse(s.trim()))
+            .map(|s| crate::tlog::witnessing::WitnessSpec::parse(s.trim()))
             .collect::<Result<Vec<_>, _>>()?;
         for (i, w) in witnesses.iter().enumerate() {
             if witnesses[..i].iter().any(|o| o.key == w.key) {
@@ -225,13 +279,21 @@ impl Config {
             dedup_table_keys: a
                 .dedup_table_keys
                 .or(f.dedup_table_keys)
-                .unwrap_or(crate::dedup_index::TABLE_KEYS)
+                .unwrap_or(crate::storage::dedup_index::TABLE_KEYS)
                 .max(1),
             log_json: a.log_json.or(f.log_json).unwrap_or(false),
             witnesses,
             witness_quorum,
             witness_timeout,
             receipt_timeout,
+            conn,
+            body_timeout,
+            max_exports: a.max_exports.or(f.max_exports).unwrap_or(4).max(1),
+            max_receipt_waits: a
+                .max_receipt_waits
+                .or(f.max_receipt_waits)
+                .unwrap_or(4096)
+                .max(1),
         })
     }
 }
@@ -239,17 +301,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
-        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        for bad in ["1", "s", "1x", "0s", "-1s", ""] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn flags_over_file_over_defaults() {

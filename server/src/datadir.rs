@@ -44,6 +44,76 @@ pub enum DataDirError {
     /// Creating the default token failed.
     #[error(transparent)]
     Token(#[from] tokens::TokenError),
+    /// Another process serves this directory.
+    #[error("another vellum is already using {path}{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    InUse {
+        /// The data directory.
+        path: PathBuf,
+        /// The process holding it, if it said.
+        pid: Option<u32>,
+    },
+}
+
+/// The file a serving log holds locked, holding its pid.
+const SERVE_LOCK: &str = "serve.lock";
+
+/// Held while a log serves a data directory; released on drop (or when
+/// the process dies, however it dies).
+pub struct ServeLock {
+    _file: fs::File,
+}
+
+/// Takes the serving lock of `dir` (which must exist), or says who has it.
+pub fn lock_for_serving(dir: &Path) -> Result<ServeLock, DataDirError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(SERVE_LOCK);
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io(&path))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(DataDirError::InUse {
+                path: dir.into(),
+                pid: read_pid(&path),
+            })
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
+    }
+    f.set_len(0).map_err(io(&path))?;
+    writeln!(f, "{}", std::process::id()).map_err(io(&path))?;
+    Ok(ServeLock { _file: f })
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The pid of the log serving `dir`, if one holds its lock now.
+pub fn serving_pid(dir: &Path) -> Option<u32> {
+    let path = dir.join(SERVE_LOCK);
+    let f = fs::OpenOptions::new().read(true).open(&path).ok()?;
+    match f.try_lock_shared() {
+        Ok(()) => None,
+        Err(_) => read_pid(&path),
+    }
+}
+
+/// Asks the log with `pid` to re-read its tokens (SIGHUP); false if the
+/// signal could not be sent.
+pub fn signal_reload(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with a pid read from the lock file its holder wrote;
+    // it only sends a signal.
+    unsafe { libc::kill(pid, libc::SIGHUP) == 0 }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {

@@ -5,6 +5,7 @@
 //! published checkpoint. Memory stays flat: entries are read one bundle
 //! (256 entries) at a time and sent through a small channel.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -16,9 +17,9 @@ use vellum_spec::tile::{parse_bundle, TILE_WIDTH};
 use vellum_spec::time::{format_millis, parse_utc_millis};
 use vellum_spec::Checkpoint;
 
-use crate::checkpointer::Published;
-use crate::store::{LogStore, StoreError};
-use crate::tree::StoreNodes;
+use crate::storage::tree::StoreNodes;
+use crate::storage::{LogStore, StoreError};
+use crate::tlog::checkpointer::Published;
 
 /// Bytes collected before a chunk is sent to the client.
 const CHUNK_BYTES: usize = 256 << 10;
@@ -48,9 +49,6 @@ pub enum ExportError {
     /// The stored tree could not produce a proof.
     #[error("proof: {0}")]
     Proof(String),
-    /// The client closed the connection.
-    #[error("the client went away")]
-    Closed,
 }
 
 impl ExportQuery {
@@ -253,79 +251,131 @@ impl Plan {
     }
 }
 
-/// Writes the bundle for `plan` (the second pass) in chunks to `tx`. A
-/// storage error mid-way ends the stream early, so the file lacks its end
-/// line and no verifier accepts it.
-pub fn write(
-    store: &dyn LogStore,
-    plan: &Plan,
-    q: &ExportQuery,
-    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
-) -> Result<u64, ExportError> {
-    let span = tracing::info_span!("export", size = plan.size);
-    let _g = span.enter();
-    let size = plan.size;
-    let scope = &plan.header.manifest.scope;
-    let mut buf = bundle::header_line(&plan.header);
-    let send = |buf: &mut Vec<u8>, force: bool| -> Result<(), ExportError> {
-        if force || buf.len() >= CHUNK_BYTES {
-            let chunk = Bytes::from(std::mem::take(buf));
-            tx.blocking_send(Ok(chunk))
-                .map_err(|_| ExportError::Closed)?;
-        }
-        Ok(())
-    };
-    let proof_line = |kind: Kind, index: u64, leaf: &[u8], nodes: &StoreNodes| {
-        prove_inclusion(index, size, nodes)
-            .map(|p| bundle::record_line(kind, index, &p, leaf))
-            .map_err(|e| ExportError::Proof(e.to_string()))
-    };
-    // The entries just outside the window, each with its own proof.
-    let boundary = |kind: Kind, i: u64| -> Result<Vec<u8>, ExportError> {
-        let leaf = store
-            .entry(i)?
-            .ok_or_else(|| StoreError::Corrupt(format!("entry {i} missing")))?;
-        proof_line(kind, i, &leaf, &StoreNodes::new(store, size))
-    };
-    if scope.from.is_some() && scope.first_index > 0 {
-        buf.extend(boundary(Kind::Before, scope.first_index - 1)?);
-    }
-    let mut events = 0u64;
-    // One node reader per entry bundle: proofs of neighbouring entries share
-    // their upper tiles, and the cache is dropped with each bundle.
-    let mut nodes = StoreNodes::new(store, size);
-    let mut bundle_of = u64::MAX;
-    for_each_entry(store, scope.first_index, scope.end_index, |index, leaf| {
-        if index / TILE_WIDTH != bundle_of {
-            bundle_of = index / TILE_WIDTH;
-            nodes = StoreNodes::new(store, size);
-        }
-        if !scope.complete && !q.filter.matches_facts(&facts(leaf, index)?) {
-            return Ok(());
-        }
-        buf.extend(proof_line(Kind::Event, index, leaf, &nodes)?);
-        events += 1;
-        send(&mut buf, false)
-    })?;
-    if scope.end_index < size {
-        buf.extend(boundary(Kind::After, scope.end_index)?);
-    }
-    let want = plan.header.manifest.counts.get("events").copied();
-    if want != Some(events) {
-        // The first pass and this one read the same durable entries.
-        return Err(StoreError::Corrupt(format!(
-            "export wrote {events} events, the first pass counted {want:?}"
-        ))
-        .into());
-    }
-    buf.extend(bundle::end_line(events));
-    send(&mut buf, true)?;
-    tracing::info!(events, "export written");
-    Ok(events)
+/// Where the second pass is.
+enum Stage {
+    Header,
+    Events { next: u64 },
+    After,
+    Done,
 }
 
-/// A body stream over the export channel.
-pub struct ChunkStream(pub mpsc::Receiver<Result<Bytes, std::io::Error>>);
+/// Produces the bundle for a [`Plan`] (the second pass) chunk by chunk, so
+/// that no thread waits on the client between chunks: each chunk is made
+/// on the blocking pool, then sent with a timeout from an async task.
+pub struct Writer {
+    plan: Plan,
+    q: ExportQuery,
+    stage: Stage,
+    events: u64,
+}
+
+impl Writer {
+    /// A writer at the start of the bundle.
+    pub fn new(plan: Plan, q: ExportQuery) -> Writer {
+        Writer {
+            plan,
+            q,
+            stage: Stage::Header,
+            events: 0,
+        }
+    }
+
+    /// The next chunk (about [`CHUNK_BYTES`], at most one entry bundle of
+    /// records), or `None` after the end line. A storage error mid-way
+    /// ends the bundle early, so the file lacks its end line and no
+    /// verifier accepts it.
+    pub fn next_chunk(&mut self, store: &dyn LogStore) -> Result<Option<Vec<u8>>, ExportError> {
+        let size = self.plan.size;
+        let scope = self.plan.header.manifest.scope.clone();
+        let mut buf = Vec::new();
+        loop {
+            match self.stage {
+                Stage::Header => {
+                    buf = bundle::header_line(&self.plan.header);
+                    if scope.from.is_some() && scope.first_index > 0 {
+                        buf.extend(boundary(store, size, Kind::Before, scope.first_index - 1)?);
+                    }
+                    self.stage = Stage::Events {
+                        next: scope.first_index,
+                    };
+                }
+                Stage::Events { next } if next < scope.end_index => {
+                    // One entry bundle per step: proofs of neighbouring
+                    // entries share their upper tiles in one node reader.
+                    let end = ((next / TILE_WIDTH + 1) * TILE_WIDTH).min(scope.end_index);
+                    let nodes = StoreNodes::new(store, size);
+                    let (filter, complete) = (&self.q.filter, scope.complete);
+                    let mut events = 0u64;
+                    for_each_entry(store, next, end, |index, leaf| {
+                        if !complete && !filter.matches_facts(&facts(leaf, index)?) {
+                            return Ok(());
+                        }
+                        buf.extend(proof_line(Kind::Event, index, leaf, &nodes, size)?);
+                        events += 1;
+                        Ok(())
+                    })?;
+                    self.events += events;
+                    self.stage = Stage::Events { next: end };
+                }
+                Stage::Events { .. } => self.stage = Stage::After,
+                Stage::After => {
+                    if scope.end_index < size {
+                        buf.extend(boundary(store, size, Kind::After, scope.end_index)?);
+                    }
+                    let want = self.plan.header.manifest.counts.get("events").copied();
+                    if want != Some(self.events) {
+                        // The first pass and this one read the same durable entries.
+                        return Err(StoreError::Corrupt(format!(
+                            "export wrote {} events, the first pass counted {want:?}",
+                            self.events
+                        ))
+                        .into());
+                    }
+                    buf.extend(bundle::end_line(self.events));
+                    self.stage = Stage::Done;
+                    return Ok(Some(buf));
+                }
+                Stage::Done => return Ok(None),
+            }
+            if buf.len() >= CHUNK_BYTES {
+                return Ok(Some(buf));
+            }
+        }
+    }
+
+    /// Events written so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+}
+
+fn proof_line(
+    kind: Kind,
+    index: u64,
+    leaf: &[u8],
+    nodes: &StoreNodes,
+    size: u64,
+) -> Result<Vec<u8>, ExportError> {
+    prove_inclusion(index, size, nodes)
+        .map(|p| bundle::record_line(kind, index, &p, leaf))
+        .map_err(|e| ExportError::Proof(e.to_string()))
+}
+
+/// The record of an entry just outside the window, with its own proof.
+fn boundary(store: &dyn LogStore, size: u64, kind: Kind, i: u64) -> Result<Vec<u8>, ExportError> {
+    let leaf = store
+        .entry(i)?
+        .ok_or_else(|| StoreError::Corrupt(format!("entry {i} missing")))?;
+    proof_line(kind, i, &leaf, &StoreNodes::new(store, size), size)
+}
+
+/// A body stream over the export channel. If the export stops without
+/// finishing, the stream ends with an error, so the connection is aborted
+/// instead of ending like a complete response.
+pub struct ChunkStream {
+    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    finished: Arc<AtomicBool>,
+}
 
 impl futures_core::Stream for ChunkStream {
     type Item = Result<Bytes, std::io::Error>;
@@ -333,22 +383,75 @@ impl futures_core::Stream for ChunkStream {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
+        match self.rx.poll_recv(cx) {
+            std::task::Poll::Ready(None) if !self.finished.swap(true, Ordering::AcqRel) => {
+                std::task::Poll::Ready(Some(Err(std::io::Error::other("export stopped"))))
+            }
+            p => p,
+        }
     }
 }
 
-/// Runs an export on the blocking pool and returns the body stream.
-pub fn spawn(store: Arc<dyn LogStore>, plan: Plan, q: ExportQuery) -> ChunkStream {
-    let (tx, rx) = mpsc::channel(8);
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = write(store.as_ref(), &plan, &q, &tx) {
-            if matches!(e, ExportError::Closed) {
-                tracing::info!("export stopped: the client went away");
-                return;
+/// Streams an export: chunks are made on the blocking pool one at a time
+/// and handed to the body with `send_timeout`; a client that does not take
+/// a chunk within it (or goes away) ends the export. `permit` (the export
+/// concurrency limit) is held until then.
+pub fn spawn(
+    store: Arc<dyn LogStore>,
+    plan: Plan,
+    q: ExportQuery,
+    send_timeout: std::time::Duration,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> ChunkStream {
+    let (tx, rx) = mpsc::channel(2);
+    let finished = Arc::new(AtomicBool::new(false));
+    let done = finished.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let span = tracing::info_span!("export", size = plan.size);
+        let mut w = Some(Writer::new(plan, q));
+        loop {
+            let (store2, mut writer) = (store.clone(), w.take().expect("writer is put back"));
+            let made = tokio::task::spawn_blocking(move || {
+                let r = writer.next_chunk(store2.as_ref());
+                (writer, r)
+            })
+            .await;
+            let (writer, r) = match made {
+                Ok(x) => x,
+                Err(e) => {
+                    span.in_scope(|| tracing::error!(error = %e, "export task failed"));
+                    let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
+                    return;
+                }
+            };
+            let chunk = match r {
+                Ok(Some(c)) => Ok(Bytes::from(c)),
+                Ok(None) => {
+                    done.store(true, Ordering::Release);
+                    span.in_scope(|| tracing::info!(events = writer.events(), "export written"));
+                    return;
+                }
+                Err(e) => {
+                    span.in_scope(|| tracing::error!(error = %e, "export failed mid-stream; the bundle is cut short"));
+                    Err(std::io::Error::other(e.to_string()))
+                }
+            };
+            let failed = chunk.is_err();
+            match tx.send_timeout(chunk, send_timeout).await {
+                Ok(()) if !failed => {}
+                Ok(()) => return,
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    span.in_scope(|| tracing::info!("export stopped: the client stopped reading"));
+                    return;
+                }
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => {
+                    span.in_scope(|| tracing::info!("export stopped: the client went away"));
+                    return;
+                }
             }
-            tracing::error!(error = %e, "export failed mid-stream; the bundle is cut short");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            w = Some(writer);
         }
     });
-    ChunkStream(rx)
+    ChunkStream { rx, finished }
 }

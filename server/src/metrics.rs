@@ -82,6 +82,11 @@ pub struct Metrics {
     pub append_rejected: AtomicU64,
     /// Append requests refused because the queue was full.
     pub overloaded: AtomicU64,
+    /// Group commits that failed (transient or not).
+    pub commit_failures: AtomicU64,
+    /// Requests refused because a concurrency limit was reached (exports,
+    /// receipt waits).
+    pub limited: AtomicU64,
     /// Checkpoints signed.
     pub checkpoints: AtomicU64,
     /// Proofs served.
@@ -108,6 +113,8 @@ impl Default for Metrics {
             append_requests: AtomicU64::new(0),
             append_rejected: AtomicU64::new(0),
             overloaded: AtomicU64::new(0),
+            commit_failures: AtomicU64::new(0),
+            limited: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             proofs: AtomicU64::new(0),
             tree_size: AtomicU64::new(0),
@@ -149,6 +156,16 @@ impl Metrics {
                 "vellum_append_overloaded_total",
                 "Append requests refused with 503 because the queue was full.",
                 &self.overloaded,
+            ),
+            (
+                "vellum_commit_failures_total",
+                "Group commits that failed; appends are refused until storage recovers.",
+                &self.commit_failures,
+            ),
+            (
+                "vellum_requests_limited_total",
+                "Requests refused with 503 because a concurrency limit (exports, receipt waits) was reached.",
+                &self.limited,
             ),
             (
                 "vellum_checkpoints_signed_total",

@@ -18,23 +18,52 @@ pub fn create_secret(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 /// Replaces a file atomically (temp file, fsync, rename) with mode `mode`.
+/// The temp file's name is unique to this call, so concurrent writers
+/// never share one (the last rename wins; callers that read-modify-write
+/// hold a lock, see [`lock_file`]).
 pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nonce = u64::from_le_bytes(random32()?[..8].try_into().expect("8 bytes"));
+    let tmp = path.with_file_name(format!(".{name}.{}.{nonce:016x}.tmp", std::process::id()));
+    let res = write_new(&tmp, contents, mode).and_then(|()| fs::rename(&tmp, path));
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Takes an exclusive advisory lock on `path` (created with mode 0600),
+/// waiting for other holders; released when the returned file is dropped.
+pub fn lock_file(path: &Path) -> std::io::Result<fs::File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    f.lock()?;
+    Ok(f)
+}
+
+fn write_new(tmp: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
-            .open(&tmp)?;
+            .open(tmp)?;
         f.write_all(contents)?;
         f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
     }
     Ok(())
 }

@@ -82,7 +82,7 @@ pub enum TokenError {
     #[error("token name {0:?} must be 1-64 characters of A-Z a-z 0-9 . _ -")]
     BadName(String),
     /// An unknown scope was asked for.
-    #[error("unknown scope {0:?}; scopes are append and read")]
+    #[error("unknown scope {0:?}; scopes are append, read and admin")]
     BadScope(String),
     /// `token add` for a name in use.
     #[error("a token named {0:?} exists; revoke it first")]
@@ -109,12 +109,37 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
+/// Where a running log records which `tokens.json` it loaded last.
+const APPLIED: &str = "tokens.applied";
+
+/// Waits until a running log has loaded the current `tokens.json` (see
+/// [`TokenStore::reload_and_ack`]); false after `timeout`.
+pub fn wait_applied(dir: &Path, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let current = std::fs::read(token_file(dir)).unwrap_or_default();
+        let want = Hash(vellum_spec::hash::sha256(&current)).to_hex();
+        let applied = std::fs::read_to_string(dir.join(APPLIED)).unwrap_or_default();
+        if applied.trim() == want {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn parse(path: &Path, b: &[u8]) -> Result<TokenFile, TokenError> {
+    serde_json::from_slice(b).map_err(|e| TokenError::Io {
+        path: path.into(),
+        err: e.to_string(),
+    })
+}
+
 fn load(path: &Path) -> Result<TokenFile, TokenError> {
     match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| TokenError::Io {
-            path: path.into(),
-            err: e.to_string(),
-        }),
+        Ok(b) => parse(path, &b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TokenFile::default()),
         Err(e) => Err(TokenError::Io {
             path: path.into(),
@@ -135,12 +160,22 @@ fn save(path: &Path, f: &TokenFile) -> Result<(), TokenError> {
     })
 }
 
+/// The lock that serializes changes to `tokens.json` between processes.
+fn lock(dir: &Path) -> Result<std::fs::File, TokenError> {
+    let path = dir.join("tokens.lock");
+    secrets::lock_file(&path).map_err(|e| TokenError::Io {
+        path,
+        err: e.to_string(),
+    })
+}
+
 /// Creates a token, stores its hash, and returns the secret (shown once).
 pub fn add(dir: &Path, name: &str, scopes: &[Scope]) -> Result<String, TokenError> {
     if !valid_name(name) {
         return Err(TokenError::BadName(name.into()));
     }
     let path = token_file(dir);
+    let _lock = lock(dir)?;
     let mut f = load(&path)?;
     if f.tokens.iter().any(|t| t.name == name) {
         return Err(TokenError::Exists(name.into()));
@@ -171,9 +206,11 @@ pub fn list(dir: &Path) -> Result<Vec<TokenRecord>, TokenError> {
     Ok(load(&token_file(dir))?.tokens)
 }
 
-/// Removes a token; a running log refuses it within a second.
+/// Removes a token. A running log re-reads the file within a second, or at
+/// once when signalled (see `vellum token revoke`).
 pub fn revoke(dir: &Path, name: &str) -> Result<(), TokenError> {
     let path = token_file(dir);
+    let _lock = lock(dir)?;
     let mut f = load(&path)?;
     let before = f.tokens.len();
     f.tokens.retain(|t| t.name != name);
@@ -181,6 +218,25 @@ pub fn revoke(dir: &Path, name: &str) -> Result<(), TokenError> {
         return Err(TokenError::NotFound(name.into()));
     }
     save(&path, &f)
+}
+
+/// The token of an `Authorization: Bearer <token>` header value; the
+/// scheme is case-insensitive (RFC 9110 §11.1).
+fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
+    let h = header.ok_or(AuthError::Missing)?.trim();
+    let (scheme, token) = h.split_once([' ', '\t']).unwrap_or((h, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Malformed(if h.is_empty() {
+            "the header is empty"
+        } else {
+            "it uses another scheme"
+        }));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AuthError::Malformed("the token is missing"));
+    }
+    Ok(token)
 }
 
 /// An authenticated caller.
@@ -195,9 +251,12 @@ pub struct Principal {
 /// Why a request was not authorized.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// No `Authorization: Bearer` header.
+    /// No `Authorization` header.
     #[error("missing Authorization: Bearer <token> header")]
     Missing,
+    /// An `Authorization` header with another scheme, or no token.
+    #[error("Authorization header must be `Bearer <token>`; {0}")]
+    Malformed(&'static str),
     /// The token is not known (never issued, or revoked).
     #[error("unknown or revoked token")]
     Unknown,
@@ -263,6 +322,40 @@ impl TokenStore {
         })
     }
 
+    /// Re-reads the file now, whatever its stamp, and records what was
+    /// loaded in `tokens.applied` (the SHA-256 of the file's bytes), which
+    /// `vellum token revoke` waits for.
+    pub fn reload_and_ack(&self) {
+        let s = stamp(&self.path);
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                tracing::error!(error = %e, "re-reading tokens failed; keeping the previous tokens");
+                return;
+            }
+        };
+        let f = match parse(&self.path, &bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "keeping the previous tokens");
+                return;
+            }
+        };
+        if let Ok(mut l) = self.loaded.write() {
+            *l = Loaded {
+                stamp: s,
+                by_hash: index(f),
+            };
+            tracing::info!(tokens = l.by_hash.len(), "reloaded tokens on request");
+        }
+        let ack = self.path.with_file_name(APPLIED);
+        let digest = Hash(vellum_spec::hash::sha256(&bytes)).to_hex();
+        if let Err(e) = secrets::replace_file(&ack, format!("{digest}\n").as_bytes(), 0o600) {
+            tracing::warn!(error = %e, "could not confirm the token reload");
+        }
+    }
+
     /// Re-reads the file if it changed since the last load.
     pub fn refresh(&self) {
         let s = stamp(&self.path);
@@ -295,11 +388,7 @@ impl TokenStore {
         header: Option<&str>,
         scope: Scope,
     ) -> Result<Arc<Principal>, AuthError> {
-        let token = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing)?;
+        let token = bearer_token(header)?;
         let p = match self.lookup(token) {
             Some(p) => p,
             None => {
@@ -321,6 +410,66 @@ impl TokenStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token(Some("Bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer_token(Some("bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer_token(Some("BEARER   abc ")).unwrap(), "abc");
+        assert!(matches!(bearer_token(None), Err(AuthError::Missing)));
+        for bad in ["Basic abc", "Bearer", "Bearer  ", "", "Bearerabc"] {
+            let e = bearer_token(Some(bad)).unwrap_err();
+            assert!(matches!(e, AuthError::Malformed(_)), "{bad:?}: {e}");
+            assert!(e.to_string().contains("Bearer <token>"), "{e}");
+        }
+    }
+
+    #[test]
+    fn concurrent_adds_and_revokes_lose_nothing() {
+        let dir = tempfile_dir("tokens-race");
+        let names: Vec<String> = (0..16).map(|i| format!("t{i}")).collect();
+        std::thread::scope(|s| {
+            for n in &names {
+                let d = dir.clone();
+                s.spawn(move || add(&d, n, &[Scope::Append]).unwrap());
+            }
+        });
+        assert_eq!(list(&dir).unwrap().len(), names.len());
+        std::thread::scope(|s| {
+            for (i, n) in names.iter().enumerate() {
+                let d = dir.clone();
+                s.spawn(move || {
+                    if i % 2 == 0 {
+                        revoke(&d, n).unwrap()
+                    } else {
+                        add(&d, &format!("{n}-b"), &[Scope::Read]).unwrap();
+                    }
+                });
+            }
+        });
+        let mut left: Vec<String> = list(&dir).unwrap().into_iter().map(|t| t.name).collect();
+        left.sort();
+        let mut want: Vec<String> = (0..16)
+            .filter(|i| i % 2 == 1)
+            .flat_map(|i| [format!("t{i}"), format!("t{i}-b")])
+            .collect();
+        want.sort();
+        assert_eq!(left, want);
+        let stray: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(stray.is_empty(), "{stray:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vellum-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
 
     #[test]
     fn malformed_hashes_are_skipped_not_zeroed() {

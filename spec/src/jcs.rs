@@ -4,18 +4,100 @@
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::cell::Cell;
 use std::fmt;
+
+use crate::jsonscan;
 
 /// Largest integer magnitude a JSON number keeps exactly as an IEEE double.
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
-/// Parses JSON strictly: no duplicate keys, integers within ±(2^53−1),
-/// nothing after the value. Strings must be valid Unicode (no lone surrogates).
-pub fn parse_strict(input: &[u8]) -> Result<Value, serde_json::Error> {
+/// Parses JSON strictly: no duplicate keys, integers within ±(2^53−1)
+/// unless already in canonical double form, nothing after the value.
+/// Strings must be valid Unicode (no lone surrogates). Errors name the
+/// path of the offending value.
+pub fn parse_strict(input: &[u8]) -> Result<Value, StrictError> {
+    let wide = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(input);
-    let v = StrictSeed.deserialize(&mut de)?;
-    de.end()?;
+    let v = StrictSeed { wide: &wide }
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| StrictError::locate(input, e))?;
+    if wide.get() {
+        check_wide_integers(input)?;
+    }
     Ok(v)
+}
+
+/// Why [`parse_strict`] refused its input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}{}", path.as_ref().map(|p| format!("field `{p}`: ")).unwrap_or_default(),
+    position.map(|(l, c)| format!(" (line {l}, column {c})")).unwrap_or_default())]
+pub struct StrictError {
+    /// What is wrong.
+    pub message: String,
+    /// Path of the value at fault (`attrs.n`, `[2].risk`), when inside one.
+    pub path: Option<String>,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+}
+
+impl StrictError {
+    fn locate(input: &[u8], e: serde_json::Error) -> StrictError {
+        let full = e.to_string();
+        let (line, column) = (e.line(), e.column());
+        let suffix = format!(" at line {line} column {column}");
+        let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+        if line == 0 {
+            return StrictError {
+                message,
+                path: None,
+                position: None,
+            };
+        }
+        let offset = jsonscan::offset_of(input, line, column);
+        let path = jsonscan::path_at(input, offset);
+        StrictError {
+            message,
+            path: (!path.is_empty()).then_some(path),
+            position: Some((line, column)),
+        }
+    }
+}
+
+/// Doubles at or beyond 2^63 in magnitude: where serde_json may have read
+/// an integer literal too wide for 64 bits as a double.
+const WIDE: f64 = 9_223_372_036_854_775_808.0;
+
+/// An integer literal too wide for 64 bits reaches the parser only as a
+/// double, without its text. Find such literals in the text and hold them
+/// to the rule of [`large_integer`]: kept only if already canonical.
+fn check_wide_integers(input: &[u8]) -> Result<(), StrictError> {
+    for n in jsonscan::number_literals(input) {
+        let digits = n.text.strip_prefix('-').unwrap_or(n.text);
+        if !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() < 19 {
+            continue; // a fraction or exponent is a double by its form
+        }
+        if n.text.parse::<i64>().is_ok() || n.text.parse::<u64>().is_ok() {
+            continue; // checked by the parser itself
+        }
+        let f: f64 = n.text.parse().unwrap_or(f64::INFINITY);
+        let mut buf = ryu_js::Buffer::new();
+        if !f.is_finite() || buf.format_finite(f) != n.text {
+            return Err(StrictError {
+                message: unsafe_integer_message(n.text),
+                path: (!n.path.is_empty()).then_some(n.path),
+                position: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn unsafe_integer_message(literal: &str) -> String {
+    format!(
+        "integer {literal} is outside the exact range ±(2^53-1) and would change in canonical form; send it as a string"
+    )
 }
 
 /// An integer literal beyond ±(2^53−1) is a double in RFC 8785. It is
@@ -29,23 +111,24 @@ fn large_integer<E: de::Error>(literal: &str, f: f64) -> Result<Value, E> {
             return Ok(Value::Number(n));
         }
     }
-    Err(E::custom(format!(
-        "integer {literal} is outside the exact range ±(2^53-1) and would change in canonical form; send it as a string"
-    )))
+    Err(E::custom(unsafe_integer_message(literal)))
 }
 
-struct StrictSeed;
+#[derive(Clone, Copy)]
+struct StrictSeed<'a> {
+    /// Set when a double wide enough to be a 64-bit-overflowing integer
+    /// literal was read (see [`check_wide_integers`]).
+    wide: &'a Cell<bool>,
+}
 
-impl<'de> DeserializeSeed<'de> for StrictSeed {
+impl<'de> DeserializeSeed<'de> for StrictSeed<'_> {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(StrictVisitor)
+        d.deserialize_any(self)
     }
 }
 
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
+impl<'de> Visitor<'de> for StrictSeed<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -67,6 +150,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
         large_integer(&v.to_string(), v as f64)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        if v.abs() >= WIDE && v.fract() == 0.0 {
+            self.wide.set(true);
+        }
         serde_json::Number::from_f64(v)
             .map(Value::Number)
             .ok_or_else(|| E::custom("number is not finite"))
@@ -82,7 +168,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(StrictSeed)? {
+        while let Some(v) = seq.next_element_seed(self)? {
             out.push(v);
         }
         Ok(Value::Array(out))
@@ -93,7 +179,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
             if out.contains_key(&k) {
                 return Err(de::Error::custom(format!("duplicate key {k:?}")));
             }
-            let v = map.next_value_seed(StrictSeed)?;
+            let v = map.next_value_seed(self)?;
             out.insert(k, v);
         }
         Ok(Value::Object(out))
@@ -355,6 +441,11 @@ mod tests {
             "9007199254740993",
             "-9007199254740993",
             "12345678901234567",
+            "18446744073709551616",
+            "-18446744073709551617",
+            "99999999999999999999",
+            "-99999999999999999999",
+            r#"{"n":[1,123456789012345678901234567890]}"#,
             r#""\ud800""#,
             "{} x",
             "1e400",
@@ -371,6 +462,9 @@ mod tests {
             "9007199254740992",
             "-16588755102619410",
             "1e21",
+            "100000000000000000000",
+            "18446744073709552000",
+            "1.8446744073709551616e19",
         ] {
             let v = parse_strict(ok.as_bytes()).unwrap_or_else(|e| panic!("{ok}: {e}"));
             let c = canonicalize(&v).unwrap();
@@ -380,6 +474,19 @@ mod tests {
             );
         }
         assert_eq!(jcs("2.0949562460467174e17"), "209495624604671740");
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        for (input, path) in [
+            (r#"{"attrs":{"n":18446744073709551616}}"#, "attrs.n"),
+            (r#"{"attrs":{"n":9007199254740993}}"#, "attrs.n"),
+            (r#"[{"a":1},{"risk":-99999999999999999999}]"#, "[1].risk"),
+        ] {
+            let e = parse_strict(input.as_bytes()).unwrap_err();
+            assert_eq!(e.path.as_deref(), Some(path), "{input}: {e}");
+            assert!(e.to_string().contains(&format!("`{path}`")), "{e}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod event;
 pub mod hash;
 pub mod jcs;
+pub mod jsonscan;
 pub mod leaf;
 pub mod merkle;
 pub mod note;

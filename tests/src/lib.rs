@@ -1,6 +1,9 @@
-//! Harness for integration tests: builds the real binaries once, starts a
-//! log on a free loopback port in a temporary directory, and offers a
-//! small blocking client and an independent tile-based tree checker.
+//! Harness for integration tests: starts the real binaries (the ones
+//! `cargo test --workspace` builds, once, for the binary crates' own CLI
+//! tests) on free loopback ports in temporary directories, with each
+//! child's stderr captured to a file that is printed only if the test
+//! fails; and offers a small blocking client and an independent
+//! tile-based tree checker.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,27 +19,77 @@ use vellum_spec::note::{Note, VerifierKey};
 use vellum_spec::tile::{self, TileId};
 use vellum_spec::Checkpoint;
 
-/// Path of a workspace binary, built once per test process.
+/// Path of a workspace binary, as `cargo test --workspace` built it (next
+/// to the test executable's `deps/` directory). The binary crates have
+/// integration tests of their own, which is what makes Cargo build their
+/// binaries in the same run: nothing is built twice, or behind Cargo's back.
 pub fn bin(name: &str) -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        // Test executables live in target/<profile>/deps.
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "--bins", "--workspace"]);
-        if release {
-            cmd.arg("--release");
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run the whole suite (`scripts/test`, or `cargo test --workspace`), which builds it",
+        p.display()
+    );
+    p
+}
+
+/// A child's stderr, captured to a file; printed when a test fails.
+pub struct Captured {
+    path: PathBuf,
+    what: String,
+}
+
+impl Captured {
+    /// A capture file for `what` (e.g. "vellum serve") in `dir`.
+    pub fn new(dir: &Path, what: &str) -> (Captured, Stdio) {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("stderr-{}-{n}.log", std::process::id()));
+        let f = std::fs::File::create(&path).expect("creating a capture file");
+        (
+            Captured {
+                path,
+                what: what.to_string(),
+            },
+            Stdio::from(f),
+        )
+    }
+
+    /// What was captured so far.
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.path).unwrap_or_default()
+    }
+}
+
+impl Drop for Captured {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let t = self.text();
+            let tail: Vec<&str> = t.lines().rev().take(200).collect();
+            eprintln!(
+                "----- stderr of {} (last {} lines) -----",
+                self.what,
+                tail.len()
+            );
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+            eprintln!("----- end of {} -----", self.what);
         }
-        let st = cmd.status().expect("running cargo build");
-        assert!(st.success(), "cargo build of the binaries failed");
-        profile_dir.to_path_buf()
-    });
-    dir.join(name)
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Where capture files go: a directory kept for the test process.
+pub fn capture_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("capture directory"))
+        .path()
 }
 
 /// A free loopback port.
@@ -60,6 +113,8 @@ pub struct Log {
     pub args: Vec<String>,
     /// HTTP client.
     pub http: reqwest::blocking::Client,
+    /// The running process's stderr.
+    pub stderr: Option<Captured>,
 }
 
 impl Log {
@@ -82,6 +137,7 @@ impl Log {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            stderr: None,
         }
     }
 
@@ -97,6 +153,7 @@ impl Log {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            stderr: None,
         };
         log.spawn();
         log
@@ -125,9 +182,11 @@ impl Log {
                 "test.example/log",
             ])
             .args(&self.args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null());
+        let (cap, err) = Captured::new(capture_dir(), "vellum serve");
+        cmd.stderr(err);
+        self.stderr = Some(cap);
         self.child = Some(cmd.spawn().expect("starting vellum"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -135,6 +194,9 @@ impl Log {
                 if r.status().is_success() {
                     return;
                 }
+            }
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("vellum exited with {st} before becoming healthy");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -397,6 +459,8 @@ pub struct Witness {
     pub args: Vec<String>,
     /// HTTP client.
     pub http: reqwest::blocking::Client,
+    /// The running process's stderr.
+    pub stderr: Option<Captured>,
 }
 
 impl Witness {
@@ -415,6 +479,7 @@ impl Witness {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            stderr: None,
         };
         w.spawn();
         w
@@ -432,9 +497,11 @@ impl Witness {
             .arg(self.dir.path())
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(&self.args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null());
+        let (cap, err) = Captured::new(capture_dir(), "vellum-witness serve");
+        cmd.stderr(err);
+        self.stderr = Some(cap);
         self.child = Some(cmd.spawn().expect("starting vellum-witness"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -442,6 +509,9 @@ impl Witness {
                 if r.status().is_success() {
                     return;
                 }
+            }
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("vellum-witness exited with {st} before becoming healthy");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

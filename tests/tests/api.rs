@@ -298,7 +298,18 @@ fn access_control_tokens_and_restart() {
     let (after, _) = log.checkpoint();
     assert!(after.size >= before.size);
     assert_eq!(log.token(), token);
+    // A second log on the same directory is refused while the first runs,
+    // naming the process that holds it.
+    let out = log.cli(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let pid = log.child.as_ref().unwrap().id();
+    assert!(
+        err.contains("another vellum is already using") && err.contains(&format!("(pid {pid})")),
+        "{err}"
+    );
     // A different origin on an existing directory is refused.
+    log.kill9();
     let out = log.cli(&[
         "serve",
         "--origin",

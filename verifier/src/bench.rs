@@ -115,7 +115,7 @@ pub fn run(entries: u64, runs: usize, threads: usize) -> Result<(), Failure> {
             let mut fetch = |id: TileId| Ok(src.tile(id));
             if n == 1 {
                 // Everything on this thread: one core.
-                for (k, w) in tiles {
+                for (k, w) in tiles.iter() {
                     let (b, tile) = log.level0(k, w)?;
                     check.push(crate::tree::digest(k, w, &b, tile)?, &mut fetch)?;
                 }

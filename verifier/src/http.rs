@@ -1,7 +1,10 @@
 //! Reading a log over HTTP: the checkpoint, tiles, entry bundles, proofs
 //! and entries. Every error is operational (the log could not be read);
-//! judging what was read is the callers' job.
+//! judging what was read is the callers' job. Every body is read with a
+//! cap fitting what it should hold, so a hostile log cannot make the
+//! verifier hold more than that, and every request with a timeout.
 
+use std::io::Read;
 use std::time::Duration;
 
 use vellum_spec::hash::Hash;
@@ -15,6 +18,37 @@ pub struct Log {
     base: String,
     token: Option<String>,
     http: reqwest::blocking::Client,
+}
+
+/// Caps on what the verifier reads, by what it asked for.
+pub mod caps {
+    /// A signed checkpoint: a few lines and signatures (C2SP notes are
+    /// small; generous room for many cosignatures).
+    pub const CHECKPOINT: usize = 64 << 10;
+    /// A hash tile: 256 hashes of 32 bytes.
+    pub const TILE: usize = 256 * 32;
+    /// An entry bundle: 256 entries of at most 65,535 bytes, each with its
+    /// 2-byte length.
+    pub const BUNDLE: usize = 256 * (2 + 65_535);
+    /// A proof answer (at most 64 hashes) or an entry answer (one event of
+    /// at most 64 KiB, escaped).
+    pub const JSON: usize = 512 << 10;
+    /// An error answer, of which the first 300 bytes are shown.
+    pub const ERROR: usize = 64 << 10;
+}
+
+/// Reads at most `limit` bytes of `r`; an error if there is more.
+fn read_capped(r: impl Read, limit: usize, url: &str) -> Result<Vec<u8>, Failure> {
+    let mut out = Vec::new();
+    r.take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| op(format!("{url}: reading the answer: {e}")))?;
+    if out.len() > limit {
+        return Err(op(format!(
+            "{url}: the answer is over {limit} bytes, more than it can hold; refusing to read it"
+        )));
+    }
+    Ok(out)
 }
 
 /// What a GET returned.
@@ -33,6 +67,7 @@ impl Log {
     /// A client for the log at `base`, sending `token` where entries need it.
     pub fn new(base: &str, token: Option<String>) -> Result<Log, Failure> {
         let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
             .build()
@@ -49,8 +84,9 @@ impl Log {
         &self.base
     }
 
-    /// GETs `path`; 404 is returned, other non-200 statuses are errors.
-    pub fn get(&self, path: &str) -> Result<Got, Failure> {
+    /// GETs `path`, reading at most `limit` bytes of its body; 404 is
+    /// returned, other non-200 statuses are errors.
+    pub fn get(&self, path: &str, limit: usize) -> Result<Got, Failure> {
         let url = format!("{}{path}", self.base);
         let mut last = String::new();
         for attempt in 0..3 {
@@ -64,9 +100,14 @@ impl Log {
                     if status.as_u16() == 404 {
                         return Ok(Got::NotFound);
                     }
-                    let body = resp.bytes().map_err(|e| op(format!("{url}: {e}")))?;
+                    let cap = if status.is_success() {
+                        limit
+                    } else {
+                        caps::ERROR
+                    };
+                    let body = read_capped(resp, cap, &url)?;
                     if status.is_success() {
-                        return Ok(Got::Body(body.to_vec()));
+                        return Ok(Got::Body(body));
                     }
                     let msg = format!(
                         "{url}: HTTP {status}: {}",
@@ -90,9 +131,9 @@ impl Log {
         Err(op(last))
     }
 
-    /// GETs `path` and requires a body.
-    pub fn get_body(&self, path: &str) -> Result<Vec<u8>, Failure> {
-        match self.get(path)? {
+    /// GETs `path` and requires a body of at most `limit` bytes.
+    pub fn get_body(&self, path: &str, limit: usize) -> Result<Vec<u8>, Failure> {
+        match self.get(path, limit)? {
             Got::Body(b) => Ok(b),
             Got::NotFound => Err(op(format!("{}{path}: 404 not found", self.base))),
         }
@@ -100,13 +141,13 @@ impl Log {
 
     /// GETs `path` as JSON.
     pub fn get_json(&self, path: &str) -> Result<serde_json::Value, Failure> {
-        let b = self.get_body(path)?;
+        let b = self.get_body(path, caps::JSON)?;
         serde_json::from_slice(&b).map_err(|e| op(format!("{}{path}: not JSON: {e}", self.base)))
     }
 
     /// The signed checkpoint note.
     pub fn checkpoint(&self) -> Result<Vec<u8>, Failure> {
-        self.get_body("/checkpoint")
+        self.get_body("/checkpoint", caps::CHECKPOINT)
     }
 
     /// A tile (`entries`: its entry bundle) of width `id.width`. A partial
@@ -115,11 +156,12 @@ impl Log {
     pub fn tile(&self, id: TileId, entries: bool) -> Result<Vec<u8>, Failure> {
         let prefix = if entries { "/tile/entries/" } else { "/tile/" };
         let path = format!("{prefix}{}", id.path(entries));
-        match self.get(&path)? {
+        let cap = if entries { caps::BUNDLE } else { caps::TILE };
+        match self.get(&path, cap)? {
             Got::Body(b) => Ok(b),
             Got::NotFound if !id.is_full() => {
                 let full = TileId::full(id.level, id.index);
-                let b = self.get_body(&format!("{prefix}{}", full.path(entries)))?;
+                let b = self.get_body(&format!("{prefix}{}", full.path(entries)), cap)?;
                 Ok(if entries {
                     cut_bundle(&b, id.width as usize)
                 } else {

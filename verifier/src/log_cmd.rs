@@ -14,7 +14,7 @@ use crate::http::Log;
 use crate::keys::Policy;
 use crate::prefetch::Prefetch;
 use crate::report::{Failure, Report};
-use crate::sequence::SeqFinding;
+use crate::sequence::Sequences;
 use crate::tree::TreeCheck;
 
 /// Options of `vellum-verify log`.
@@ -284,33 +284,46 @@ fn full(
         ),
     );
     r.entries = Some((cp.size, cp.size));
-    let findings = tree.sequences.findings();
-    let dups = tree.sequences.duplicate_count;
-    let gaps = findings
-        .iter()
-        .filter(|f| matches!(f, SeqFinding::Gap { .. }))
-        .count();
-    if findings.is_empty() {
-        r.pass(
-            "sequence",
-            format!(
-                "{} sessions: no seq gaps or duplicates",
-                tree.sequences.sessions()
-            ),
-        );
-    } else {
-        for f in &findings {
-            r.warn(f.to_string());
-        }
-        let msg = format!(
-            "{} sessions: {gaps} seq gap(s) (possibly omitted events), {dups} duplicate seq(s)",
-            tree.sequences.sessions()
-        );
-        if o.strict_seq {
-            return Err(Failure::check("sequence", msg));
-        }
-        r.warn(msg);
+    sequence_report(r, &tree.sequences, o.strict_seq)
+}
+
+/// Reports per-session `seq` checking: what was counted, what the memory
+/// bounds left unchecked, and the gaps and duplicates (the first
+/// [`sequence::KEEP`] of them).
+fn sequence_report(r: &mut Report, seqs: &Sequences, strict: bool) -> Result<(), Failure> {
+    let (findings, more) = seqs.findings(crate::sequence::KEEP);
+    let dups = seqs.duplicate_count;
+    let gaps = seqs.gap_count();
+    let counted = format!(
+        "{} entries with a seq in {} sessions; {} entries with a session but no seq (nothing to check them by)",
+        seqs.sequenced,
+        seqs.sessions(),
+        seqs.unsequenced
+    );
+    if seqs.untracked_entries > 0 || seqs.abandoned_count > 0 {
+        r.warn(format!(
+            "sequence: {} entries of sessions beyond the memory bound were not checked; {} sessions with too many holes stopped being checked{}",
+            seqs.untracked_entries,
+            seqs.abandoned_count,
+            seqs.abandoned.first().map(|n| format!(" (first: {n:?})")).unwrap_or_default()
+        ));
     }
+    if findings.is_empty() {
+        r.pass("sequence", format!("{counted}: no seq gaps or duplicates"));
+        return Ok(());
+    }
+    for f in &findings {
+        r.warn(f.to_string());
+    }
+    if more > 0 {
+        r.warn(format!("... and {more} more seq findings not listed"));
+    }
+    let msg =
+        format!("{counted}: {gaps} seq gap(s) (possibly omitted events), {dups} duplicate seq(s)");
+    if strict {
+        return Err(Failure::check("sequence", msg));
+    }
+    r.warn(msg);
     Ok(())
 }
 

@@ -71,9 +71,8 @@ enum Cmd {
         /// Download and verify every entry bundle and tile.
         #[arg(long)]
         full: bool,
-        /// Token with the read scope (entries need it).
-        #[arg(long, env = "VELLUM_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        token: TokenArgs,
         /// Treat session seq gaps and duplicates as failures, not warnings.
         #[arg(long)]
         strict_seq: bool,
@@ -107,9 +106,8 @@ enum Cmd {
         /// The event as JSON (any formatting), or a /v1/entries answer.
         #[arg(long)]
         file: Option<PathBuf>,
-        /// Token with the read scope.
-        #[arg(long, env = "VELLUM_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        token: TokenArgs,
     },
     /// Verify an append receipt offline.
     Receipt {
@@ -192,6 +190,32 @@ fn usage_report(cmd: &str, f: Failure, json: bool) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
+/// The read token, when entries need one: `VELLUM_TOKEN`, a file, or the
+/// flag (visible in `ps`; prefer the other two).
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// Token with the read scope (visible in `ps`: prefer VELLUM_TOKEN or --token-file).
+    #[arg(long, env = "VELLUM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the token with the read scope.
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    fn resolve(&self) -> Result<Option<String>, Failure> {
+        if let Some(t) = &self.token {
+            return Ok(Some(t.trim().to_string()));
+        }
+        let Some(f) = &self.token_file else {
+            return Ok(None);
+        };
+        let t = std::fs::read_to_string(f)
+            .map_err(|e| Failure::Usage(format!("--token-file {}: {e}", f.display())))?;
+        Ok(Some(t.trim().to_string()))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
@@ -212,7 +236,7 @@ fn main() -> ExitCode {
                 Ok(p) => p,
                 Err(f) => return usage_report("log", f, trust.json),
             };
-            let log = match http::Log::new(&url, token) {
+            let log = match token.resolve().and_then(|t| http::Log::new(&url, t)) {
                 Ok(l) => l,
                 Err(f) => return usage_report("log", f, trust.json),
             };
@@ -251,7 +275,7 @@ fn main() -> ExitCode {
                     )
                 }
             };
-            let log = match http::Log::new(&url, token) {
+            let log = match token.resolve().and_then(|t| http::Log::new(&url, t)) {
                 Ok(l) => l,
                 Err(f) => return usage_report("event", f, trust.json),
             };

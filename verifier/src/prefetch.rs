@@ -4,17 +4,17 @@
 //! bounded whatever the log's size.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 
 use vellum_spec::tile::TileId;
 
 use crate::report::Failure;
-use crate::tree::{digest, Digested};
+use crate::tree::{digest, Digested, TileRange};
 
 /// Most tiles fetched ahead of the consumer.
-pub const WINDOW: usize = 64;
+pub const WINDOW: u64 = 64;
 
 /// Where level-0 tiles and entry bundles come from.
 pub trait Source: Send + Sync + 'static {
@@ -33,39 +33,37 @@ impl Source for crate::http::Log {
     }
 }
 
-type Item = (usize, Result<Digested, Failure>);
+type Item = (u64, Result<Digested, Failure>);
 
 /// Yields digested tiles in order.
 pub struct Prefetch {
     rx: mpsc::Receiver<Item>,
-    pending: BTreeMap<usize, Result<Digested, Failure>>,
-    next: usize,
-    total: usize,
-    consumed: Arc<(Mutex<usize>, Condvar)>,
+    pending: BTreeMap<u64, Result<Digested, Failure>>,
+    next: u64,
+    total: u64,
+    consumed: Arc<(Mutex<u64>, Condvar)>,
 }
 
 impl Prefetch {
-    /// Starts `threads` workers over `tiles` (index, width), in order.
-    pub fn start<S: Source>(source: Arc<S>, tiles: Vec<(u64, usize)>, threads: usize) -> Prefetch {
+    /// Starts `threads` workers over `tiles`, in order.
+    pub fn start<S: Source>(source: Arc<S>, tiles: TileRange, threads: usize) -> Prefetch {
         let (tx, rx) = mpsc::channel();
-        let tiles = Arc::new(tiles);
-        let counter = Arc::new(AtomicUsize::new(0));
-        let consumed = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let counter = Arc::new(AtomicU64::new(0));
+        let consumed = Arc::new((Mutex::new(0u64), Condvar::new()));
         for _ in 0..threads.max(1) {
-            let (tx, tiles, counter, consumed, source) = (
+            let (tx, counter, consumed, source) = (
                 tx.clone(),
-                tiles.clone(),
                 counter.clone(),
                 consumed.clone(),
                 source.clone(),
             );
             std::thread::spawn(move || loop {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
-                let Some(&(k, w)) = tiles.get(i) else { return };
+                let Some((k, w)) = tiles.get(i) else { return };
                 {
                     let (m, cv) = &*consumed;
                     let mut c = m.lock().unwrap_or_else(|p| p.into_inner());
-                    while i >= *c + WINDOW {
+                    while i >= c.saturating_add(WINDOW) {
                         c = cv.wait(c).unwrap_or_else(|p| p.into_inner());
                     }
                 }
@@ -117,7 +115,7 @@ impl Drop for Prefetch {
     fn drop(&mut self) {
         // Let waiting workers run out of tiles and exit.
         let (m, cv) = &*self.consumed;
-        *m.lock().unwrap_or_else(|p| p.into_inner()) = usize::MAX / 2;
+        *m.lock().unwrap_or_else(|p| p.into_inner()) = u64::MAX / 2;
         cv.notify_all();
     }
 }

@@ -59,7 +59,7 @@ fn resolve(log: &Log, which: &Which) -> Result<(u64, Vec<u8>), Failure> {
     };
     match which {
         Which::Index(i) => {
-            let b = log.get_body(&format!("/v1/entries/{i}"))?;
+            let b = log.get_body(&format!("/v1/entries/{i}"), crate::http::caps::JSON)?;
             let (index, leaf) = from_response(&b)?.ok_or_else(|| {
                 Failure::check("entry", format!("/v1/entries/{i} is not an entry response"))
             })?;
@@ -99,7 +99,7 @@ fn resolve(log: &Log, which: &Which) -> Result<(u64, Vec<u8>), Failure> {
                 urlencode(gw),
                 urlencode(id)
             );
-            let served = match log.get(&q)? {
+            let served = match log.get(&q, crate::http::caps::JSON)? {
                 crate::http::Got::Body(b) => b,
                 crate::http::Got::NotFound => {
                     return Err(Failure::check(

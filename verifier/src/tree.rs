@@ -26,6 +26,8 @@ pub struct Digested {
     pub leaves: Vec<Hash>,
     /// Per entry: `logged_at` (Unix ms) and `(session, seq)` when present.
     pub meta: Vec<(i64, Option<(String, u64)>)>,
+    /// Entries with a session but no `seq`.
+    pub unsequenced: u64,
     /// The served level-0 hash tile.
     pub tile: Vec<u8>,
     /// Bytes of entries read.
@@ -52,6 +54,7 @@ pub fn digest(k: u64, w: usize, bundle: &[u8], tile: Vec<u8>) -> Result<Digested
     }
     let mut leaves = Vec::with_capacity(w);
     let mut meta = Vec::with_capacity(w);
+    let mut unsequenced = 0u64;
     for (j, e) in entries.iter().enumerate() {
         let index = base + j as u64;
         let facts = check_leaf_facts(e).map_err(|err| Failure::Verification {
@@ -63,6 +66,10 @@ pub fn digest(k: u64, w: usize, bundle: &[u8], tile: Vec<u8>) -> Result<Digested
         })?;
         let s = match (facts.session, facts.seq) {
             (Some(s), Some(q)) => Some((s.into_owned(), q)),
+            (Some(_), None) => {
+                unsequenced += 1;
+                None
+            }
             _ => None,
         };
         meta.push((facts.logged_at_ms, s));
@@ -72,9 +79,38 @@ pub fn digest(k: u64, w: usize, bundle: &[u8], tile: Vec<u8>) -> Result<Digested
         k,
         leaves,
         meta,
+        unsequenced,
         tile,
         bytes: bundle.len() as u64,
     })
+}
+
+/// Level-0 tiles `first..` up to a tree size, each (index, width).
+#[derive(Clone, Copy, Debug)]
+pub struct TileRange {
+    first: u64,
+    to: u64,
+}
+
+impl TileRange {
+    /// Number of tiles.
+    pub fn len(&self) -> u64 {
+        self.to.div_ceil(TILE_WIDTH).saturating_sub(self.first)
+    }
+
+    /// Tile `i` of the range: (index, width).
+    pub fn get(&self, i: u64) -> Option<(u64, usize)> {
+        if i >= self.len() {
+            return None;
+        }
+        let k = self.first + i;
+        Some((k, (self.to - k * TILE_WIDTH).min(TILE_WIDTH) as usize))
+    }
+
+    /// The tiles in order.
+    pub fn iter(self) -> impl Iterator<Item = (u64, usize)> {
+        (0..self.len()).filter_map(move |i| self.get(i))
+    }
 }
 
 /// The recomputation's state: the tree verified so far.
@@ -162,15 +198,14 @@ impl TreeCheck {
         self.size
     }
 
-    /// The level-0 tiles (index, width) needed to grow to `to` entries.
-    pub fn tiles_to(&self, to: u64) -> Vec<(u64, usize)> {
-        let mut out = Vec::new();
-        let mut k = self.size / TILE_WIDTH;
-        while k * TILE_WIDTH < to {
-            out.push((k, (to - k * TILE_WIDTH).min(TILE_WIDTH) as usize));
-            k += 1;
+    /// The level-0 tiles needed to grow to `to` entries, computed as they
+    /// are asked for: a checkpoint claiming 2^63 entries costs nothing
+    /// until tiles are fetched.
+    pub fn tiles_to(&self, to: u64) -> TileRange {
+        TileRange {
+            first: self.size / TILE_WIDTH,
+            to: to.max(self.size),
         }
-        out
     }
 
     /// Takes the next level-0 tile (in order). Entries already verified
@@ -225,6 +260,9 @@ impl TreeCheck {
         };
         compare(id, &d.tile, &d.leaves)?;
         self.tiles_checked += 1;
+        if already == 0 {
+            self.sequences.record_unsequenced(d.unsequenced);
+        }
         self.bytes += d.bytes;
         self.size = base + w as u64;
         self.levels[0] = d.leaves;
@@ -319,7 +357,7 @@ mod tests {
 
     fn run(t: &MemoryTree, from: &mut TreeCheck, to: u64) -> Result<Hash, Failure> {
         let mut fetch = |id: TileId| Ok(serve(t, id));
-        for (k, w) in from.tiles_to(to) {
+        for (k, w) in from.tiles_to(to).iter() {
             let mut b = Vec::new();
             for i in k * 256..k * 256 + w as u64 {
                 push_bundle_entry(&mut b, &leaf(i)).unwrap();
@@ -359,6 +397,17 @@ mod tests {
                 "grow {size}"
             );
         }
+    }
+
+    #[test]
+    fn a_huge_size_costs_nothing_until_fetched() {
+        let r = TreeCheck::new().tiles_to(1 << 63);
+        assert_eq!(r.len(), 1 << 55);
+        assert_eq!(r.get(0), Some((0, 256)));
+        assert_eq!(r.get((1 << 55) - 1), Some(((1 << 55) - 1, 256)));
+        assert_eq!(r.get(1 << 55), None);
+        let r = TreeCheck::new().tiles_to(u64::MAX);
+        assert_eq!(r.get(r.len() - 1).map(|t| t.1), Some(255));
     }
 
     #[test]
@@ -407,7 +456,7 @@ mod tests {
             Ok(b)
         };
         let mut err = None;
-        for (k, w) in c.tiles_to(600) {
+        for (k, w) in c.tiles_to(600).iter() {
             let mut b = Vec::new();
             for i in k * 256..k * 256 + w as u64 {
                 push_bundle_entry(&mut b, &leaf(i)).unwrap();

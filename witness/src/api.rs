@@ -47,6 +47,8 @@ pub struct Witness {
     pub limiter: RateLimiter,
     /// Counters.
     pub counters: Counters,
+    /// Connection counters of the HTTP server.
+    pub conn_stats: Arc<vellum_net::ConnStats>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -59,6 +61,7 @@ impl Witness {
             state,
             limiter,
             counters: Counters::default(),
+            conn_stats: Arc::default(),
             locks: Mutex::new(HashMap::new()),
         }
     }
@@ -308,6 +311,7 @@ async fn metrics(AxState(w): Shared) -> Response {
         c.forks.load(Ordering::Relaxed),
         w.logs.get().len()
     ));
+    w.conn_stats.render("vellum_witness", &mut s);
     text(StatusCode::OK, s)
 }
 

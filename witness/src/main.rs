@@ -64,13 +64,41 @@ struct ServeArgs {
     /// Log lines as JSON.
     #[arg(long)]
     log_json: bool,
+    /// HTTP connections served at once; more get 503 [default: 1024, at
+    /// most half the descriptor limit].
+    #[arg(long, env = "VELLUM_WITNESS_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Time a client has to send a request's headers [default: 10s].
+    #[arg(long, value_parser = vellum_net::parse_duration)]
+    header_timeout: Option<std::time::Duration>,
+    /// A connection with no traffic for this long is closed [default: 60s].
+    #[arg(long, value_parser = vellum_net::parse_duration)]
+    idle_timeout: Option<std::time::Duration>,
+    /// A response the client does not read for this long is cut off [default: 30s].
+    #[arg(long, value_parser = vellum_net::parse_duration)]
+    write_timeout: Option<std::time::Duration>,
+}
+
+impl ServeArgs {
+    /// The connection limits these flags ask for, over the defaults.
+    fn conn_limits(&self) -> vellum_net::ConnLimits {
+        let d = vellum_net::ConnLimits::default();
+        vellum_net::ConnLimits {
+            max_connections: self.max_connections.unwrap_or(d.max_connections).max(1),
+            header_timeout: self.header_timeout.unwrap_or(d.header_timeout),
+            idle_timeout: self.idle_timeout.unwrap_or(d.idle_timeout),
+            write_timeout: self.write_timeout.unwrap_or(d.write_timeout),
+        }
+    }
 }
 
 fn init_logs(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         b.json().init();
@@ -106,6 +134,13 @@ fn main() -> ExitCode {
 }
 
 async fn serve(a: ServeArgs) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", a.listen))?;
+    let (soft, _) = vellum_net::fdlimit::raise_nofile_limit()
+        .map_err(|e| format!("reading the descriptor limit: {e}"))?;
+    let mut limits = a.conn_limits();
+    limits.max_connections = vellum_net::fdlimit::connection_cap(limits.max_connections, soft);
     std::fs::create_dir_all(&a.data).map_err(|e| format!("{}: {e}", a.data.display()))?;
     let (key, created) = keyfile::open(&a.data, a.name.as_deref()).map_err(|e| e.to_string())?;
     let vkey = key.verifier().to_vkey();
@@ -131,16 +166,17 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         state,
         rate::RateLimiter::new(a.rate, a.burst),
     ));
-    let listener = tokio::net::TcpListener::bind(&a.listen)
-        .await
-        .map_err(|e| format!("listening on {}: {e}", a.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, logs = w.logs.get().len(), "vellum-witness listening");
+    tracing::info!(%addr, logs = w.logs.get().len(), max_connections = limits.max_connections, "vellum-witness listening");
     eprintln!("vellum-witness: listening on http://{addr}");
-    axum::serve(listener, api::router(w))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())
+    let stats = w.conn_stats.clone();
+    vellum_net::serve(
+        listener,
+        api::router(w),
+        limits,
+        stats,
+        vellum_net::shutdown_signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }

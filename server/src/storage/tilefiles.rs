@@ -1,6 +1,6 @@
 //! Hash tiles as files, one per tile, at the C2SP tlog-tiles paths
 //! (`tiles/<L>/x001/234`), each holding the tile's hashes and the seven
-//! rows above them at fixed offsets ([`crate::tree::encode_tile`]). A
+//! rows above them at fixed offsets ([`crate::storage::tree::encode_tile`]). A
 //! commit rewrites the tiles it touched in place and fsyncs them before
 //! the tree size that covers them is recorded. Readers only look at
 //! positions complete at the durable size, so whatever a crash left beyond
@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use vellum_spec::hash::HASH_SIZE;
 use vellum_spec::tile::encode_index;
 
-use crate::tree::STORED_TILE_BYTES;
+use crate::storage::tree::STORED_TILE_BYTES;
 
 /// Full tiles of level 1 and up kept in memory: every proof reads them and
 /// they never change. 1,024 tiles (16 MiB) cover logs of up to 67 million
@@ -50,7 +50,7 @@ impl TileFiles {
 
     /// Writes stored tiles in place and fsyncs them, and the directories
     /// that gained an entry.
-    pub fn write(&self, tiles: &[crate::store::StoredTileBytes]) -> io::Result<()> {
+    pub fn write(&self, tiles: &[crate::storage::StoredTileBytes]) -> io::Result<()> {
         let mut dirty_dirs: HashSet<PathBuf> = HashSet::new();
         for ((level, n), data) in tiles {
             let p = self.path(*level, *n);

@@ -4,17 +4,17 @@
 //! A request is answered only after its entries are durable.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 use vellum_spec::hash::{leaf_hash, Hash};
 
-use crate::dedup;
 use crate::metrics::Metrics;
-use crate::store::{CommitBatch, LogStore, StoreError};
-use crate::tree::TreeEdge;
+use crate::storage::dedup;
+use crate::storage::tree::TreeEdge;
+use crate::storage::{CommitBatch, LogStore, StoreError};
 
 /// Most entries one group commit takes before it writes.
 pub const MAX_COMMIT_ENTRIES: usize = 20_000;
@@ -55,15 +55,101 @@ pub struct AppendJob {
     /// When the request entered the queue.
     pub enqueued: Instant,
     /// Where the answer goes.
-    pub reply: oneshot::Sender<Result<Vec<Appended>, String>>,
+    pub reply: oneshot::Sender<Result<Vec<Appended>, CommitError>>,
+}
+
+/// Why a request's events were not logged (none of them were).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CommitError {
+    /// True while storage retries a transient shortage: the client should
+    /// retry soon. False once storage failed for good.
+    pub transient: bool,
+    /// What failed (no entry contents).
+    pub message: String,
+}
+
+/// The storage as the sequencer sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Commits succeed.
+    Ok,
+    /// A commit failed for a reason that may clear (out of descriptors or
+    /// disk space); the sequencer refuses appends and retries by itself.
+    Retrying {
+        /// The failure.
+        reason: String,
+        /// When it started.
+        since: SystemTime,
+    },
+    /// Storage failed for good (I/O error, corruption): restart required.
+    Failed {
+        /// The failure.
+        reason: String,
+    },
 }
 
 /// Shared view of the sequencer's progress.
 pub struct SeqState {
     /// Entries durable and integrated into stored tiles.
     pub durable_size: AtomicU64,
-    /// Set when storage failed; the log stops accepting appends.
-    pub failed: AtomicBool,
+    /// 0: ok, 1: retrying, 2: failed; details in `health`.
+    state: AtomicU8,
+    health: Mutex<Health>,
+}
+
+impl SeqState {
+    fn new(size: u64) -> SeqState {
+        SeqState {
+            durable_size: AtomicU64::new(size),
+            state: AtomicU8::new(0),
+            health: Mutex::new(Health::Ok),
+        }
+    }
+
+    /// True when appends are accepted (one atomic load).
+    pub fn accepting(&self) -> bool {
+        self.state.load(Ordering::Acquire) == 0
+    }
+
+    /// The storage's health, with the reason when it is not ok.
+    pub fn health(&self) -> Health {
+        match self.health.lock() {
+            Ok(h) => h.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, h: Health) {
+        let code = match &h {
+            Health::Ok => 0,
+            Health::Retrying { .. } => 1,
+            Health::Failed { .. } => 2,
+        };
+        match self.health.lock() {
+            Ok(mut g) => *g = h,
+            Err(p) => *p.into_inner() = h,
+        }
+        self.state.store(code, Ordering::Release);
+    }
+
+    /// The error an append gets while appends are not accepted.
+    pub fn refusal(&self) -> CommitError {
+        match self.health() {
+            Health::Ok => CommitError {
+                transient: true,
+                message: "log storage is recovering; retry".into(),
+            },
+            Health::Retrying { reason, .. } => CommitError {
+                transient: true,
+                message: format!("log storage is temporarily unavailable ({reason}); nothing was logged, retry shortly"),
+            },
+            Health::Failed { reason } => CommitError {
+                transient: false,
+                message: format!("log storage failed ({reason}); the operator must restart the log"),
+            },
+        }
+    }
 }
 
 /// Starts the sequencer thread for `store`, resuming from its stored size.
@@ -75,10 +161,7 @@ pub fn start(
     let size = store.size()?;
     let edge = TreeEdge::load(store.as_ref(), size)?;
     let clock = LoggedAtClock::load(store.as_ref(), size)?;
-    let state = Arc::new(SeqState {
-        durable_size: AtomicU64::new(size),
-        failed: AtomicBool::new(false),
-    });
+    let state = Arc::new(SeqState::new(size));
     metrics.tree_size.store(size, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(queue);
     let st = state.clone();
@@ -150,6 +233,7 @@ fn run(
         }
         let span = tracing::debug_span!("group_commit", jobs = jobs.len(), entries = n);
         let _g = span.enter();
+        let before = edge.size();
         match commit(store.as_ref(), &mut edge, &mut clock, &mut jobs, &metrics) {
             Ok(results) => {
                 state.durable_size.store(edge.size(), Ordering::Release);
@@ -162,19 +246,82 @@ fn run(
                 }
             }
             Err(e) => {
-                // The tree edge may be ahead of storage now: stop appending.
-                tracing::error!(error = %e, "group commit failed; the log stops accepting appends until restarted");
-                state.failed.store(true, Ordering::Release);
+                let err = CommitError {
+                    transient: e.is_transient(),
+                    message: format!("{e}; nothing was logged"),
+                };
                 for job in jobs {
-                    let _ = job.reply.send(Err(e.to_string()));
+                    let _ = job.reply.send(Err(err.clone()));
                 }
-                while let Some(job) = rx.blocking_recv() {
-                    let _ = job
-                        .reply
-                        .send(Err("log storage failed; restart required".into()));
+                metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                let recovered = if e.is_transient() {
+                    tracing::warn!(error = %e, "group commit failed for lack of a resource; refusing appends until storage recovers");
+                    state.set(Health::Retrying {
+                        reason: e.to_string(),
+                        since: SystemTime::now(),
+                    });
+                    recover(store.as_ref(), before, &mut rx, &state)
+                } else {
+                    Err(e)
+                };
+                match recovered {
+                    Ok((e2, c2)) => {
+                        edge = e2;
+                        clock = c2;
+                        state.set(Health::Ok);
+                        tracing::info!(size = before, "storage recovered; accepting appends again");
+                    }
+                    Err(e) => {
+                        // The tree edge may be ahead of storage: stop appending.
+                        tracing::error!(error = %e, "group commit failed; the log stops accepting appends until restarted");
+                        state.set(Health::Failed {
+                            reason: e.to_string(),
+                        });
+                        while let Some(job) = rx.blocking_recv() {
+                            let _ = job.reply.send(Err(state.refusal()));
+                        }
+                        return;
+                    }
                 }
-                return;
             }
+        }
+    }
+}
+
+/// Retries [`LogStore::recover`] to the durable size `size` with backoff,
+/// refusing queued appends meanwhile, until storage is usable again (the
+/// reloaded right edge and clock) or fails for good.
+fn recover(
+    store: &dyn LogStore,
+    size: u64,
+    rx: &mut mpsc::Receiver<AppendJob>,
+    state: &SeqState,
+) -> Result<(TreeEdge, LoggedAtClock), StoreError> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        while let Ok(job) = rx.try_recv() {
+            let _ = job.reply.send(Err(state.refusal()));
+        }
+        std::thread::sleep(backoff);
+        let attempt = store.recover(size).and_then(|()| {
+            Ok((
+                TreeEdge::load(store, size)?,
+                LoggedAtClock::load(store, size)?,
+            ))
+        });
+        match attempt {
+            Ok(r) => return Ok(r),
+            Err(e) if e.is_transient() => {
+                tracing::debug!(error = %e, "storage still unavailable");
+                if let Health::Retrying { since, .. } = state.health() {
+                    state.set(Health::Retrying {
+                        reason: e.to_string(),
+                        since,
+                    });
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Keys of the dedup index ([`crate::dedup_index`]) and its in-memory
+//! Keys of the dedup index ([`crate::storage::dedup_index`]) and its in-memory
 //! pre-filter.
 //!
 //! A key is the first 16 bytes of SHA-256(u16 length of gateway ||

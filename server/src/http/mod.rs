@@ -19,12 +19,12 @@ use vellum_spec::hash::{leaf_hash, Hash};
 use vellum_spec::merkle::{prove_consistency, prove_inclusion};
 use vellum_spec::tile::{parse_entries_path, parse_tile_path, tile_width, TileId};
 
-use crate::checkpointer::Checkpointer;
 use crate::metrics::Metrics;
-use crate::sequencer::{AppendItem, AppendJob, SeqState};
-use crate::store::LogStore;
+use crate::storage::tree::StoreNodes;
+use crate::storage::LogStore;
+use crate::tlog::checkpointer::Checkpointer;
+use crate::tlog::sequencer::{AppendItem, AppendJob, SeqState};
 use crate::tokens::{AuthError, Scope, TokenStore};
-use crate::tree::StoreNodes;
 
 /// Largest append request body.
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -49,8 +49,18 @@ pub struct AppState {
     pub max_batch: usize,
     /// How long an append waits for a receipt.
     pub receipt_timeout: std::time::Duration,
+    /// Connection counters of the HTTP server.
+    pub conn_stats: Arc<vellum_net::ConnStats>,
+    /// Time a client has to send an append body.
+    pub body_timeout: std::time::Duration,
+    /// Export slots.
+    pub exports: Arc<tokio::sync::Semaphore>,
+    /// Receipt-wait slots.
+    pub receipt_waits: Arc<tokio::sync::Semaphore>,
+    /// How long a streamed response waits for the client to read.
+    pub write_timeout: std::time::Duration,
     /// Witnesses, for their metrics.
-    pub witnessing: Option<Arc<crate::witnessing::Witnessing>>,
+    pub witnessing: Option<Arc<crate::tlog::witnessing::Witnessing>>,
     /// The log's verifier key (named in evidence bundles).
     pub log_key: String,
 }
@@ -67,6 +77,9 @@ pub enum ApiError {
     /// 404: beyond the tree.
     #[error("{0}")]
     NotFound(String),
+    /// 408: the client did not send its request in time.
+    #[error("{0}")]
+    Timeout(String),
     /// 413: too large.
     #[error("{0}")]
     TooLarge(String),
@@ -89,6 +102,7 @@ impl IntoResponse for ApiError {
             ApiError::Auth(AuthError::Scope { .. }) => StatusCode::FORBIDDEN,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ReceiptTimeout(..) => StatusCode::GATEWAY_TIMEOUT,
@@ -108,7 +122,7 @@ impl IntoResponse for ApiError {
         let mut resp = (status, axum::Json(body)).into_response();
         let h = resp.headers_mut();
         match &self {
-            ApiError::Auth(AuthError::Missing | AuthError::Unknown) => {
+            ApiError::Auth(AuthError::Missing | AuthError::Unknown | AuthError::Malformed(_)) => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             ApiError::Unavailable(_, secs) => {
@@ -216,17 +230,35 @@ async fn append_inner(
 ) -> Result<Response, ApiError> {
     let receipt = want_receipt(q)?;
     let gateway = auth(st, &headers, Scope::Append)?;
-    if st.seq.failed.load(Ordering::Acquire) {
-        return Err(ApiError::Unavailable(
-            "log storage failed; the operator must restart the log".into(),
-            30,
-        ));
+    if !st.seq.accepting() {
+        return Err(commit_refused(st.seq.refusal()));
     }
-    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::TooLarge(format!(
-            "request body is over the {MAX_BODY_BYTES}-byte limit"
-        ))
-    })?;
+    let bytes = match tokio::time::timeout(st.body_timeout, to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return Err(ApiError::TooLarge(format!(
+                "request body is over the {MAX_BODY_BYTES}-byte limit"
+            )))
+        }
+        Err(_) => {
+            return Err(ApiError::Timeout(format!(
+                "request body not received within {:?}",
+                st.body_timeout
+            )))
+        }
+    };
+    // Held from before the events are queued until the receipts are sent.
+    let receipt_slot = if receipt {
+        Some(st.receipt_waits.clone().try_acquire_owned().map_err(|_| {
+            st.metrics.limited.fetch_add(1, Ordering::Relaxed);
+            ApiError::Unavailable(
+                "too many appends are waiting for receipts; retry, or append without ?receipt=true and fetch GET /v1/receipt/<index> later".into(),
+                1,
+            )
+        })?)
+    } else {
+        None
+    };
     let items = seal_all(st, &gateway, &bytes)?;
     let leaves: Vec<Vec<u8>> = if receipt {
         items.iter().map(|i| i.leaf.clone()).collect()
@@ -252,12 +284,11 @@ async fn append_inner(
     let appended = rx
         .await
         .map_err(|_| ApiError::Internal("sequencer dropped the request".into()))?
-        .map_err(|e| {
-            tracing::error!(error = %e, "append failed in storage");
-            ApiError::Unavailable("log storage failed; nothing was acknowledged".into(), 30)
-        })?;
-    if receipt {
-        return with_receipts(st, &appended, leaves).await;
+        .map_err(commit_refused)?;
+    if let Some(slot) = receipt_slot {
+        let r = with_receipts(st, &appended, leaves).await;
+        drop(slot);
+        return r;
     }
     let mut out = String::with_capacity(appended.len() * 110 + 16);
     out.push_str("{\"entries\":[");
@@ -279,6 +310,12 @@ async fn append_inner(
     }
     out.push_str("]}");
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// 503 for appends the sequencer did not log: soon retryable while storage
+/// recovers from a shortage, later once it failed for good.
+fn commit_refused(e: crate::tlog::sequencer::CommitError) -> ApiError {
+    ApiError::Unavailable(e.message, if e.transient { 1 } else { 30 })
 }
 
 /// Validates the body and seals every event; all or nothing.
@@ -406,10 +443,20 @@ fn internal<E: std::fmt::Display>(e: E) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
+/// A storage failure: 503 with `Retry-After` while a resource is short
+/// (it clears by itself), 500 otherwise.
+fn store_err(e: crate::storage::StoreError) -> ApiError {
+    if e.is_transient() {
+        ApiError::Unavailable(format!("{e}; retry shortly"), 1)
+    } else {
+        internal(e)
+    }
+}
+
 fn hash_tile(st: &AppState, id: TileId) -> Result<Vec<u8>, ApiError> {
     st.store
         .tile_hashes(id.level, id.index, 0, id.width as usize, id.is_full())
-        .map_err(internal)?
+        .map_err(store_err)?
         .ok_or_else(|| {
             internal(format!(
                 "tile {}/{} missing from storage",
@@ -421,10 +468,11 @@ fn hash_tile(st: &AppState, id: TileId) -> Result<Vec<u8>, ApiError> {
 fn bundle(st: &AppState, id: TileId) -> Result<Vec<u8>, ApiError> {
     st.store
         .bundle(id.index, id.width as usize)
-        .map_err(internal)
+        .map_err(store_err)
 }
 
-/// Parses `name=value` pairs; every parameter must be a decimal u64.
+/// Parses `name=value` pairs; every parameter must be a decimal u64,
+/// given once.
 fn query_u64s<const N: usize>(q: Option<&str>, names: [&str; N]) -> Result<[u64; N], ApiError> {
     let mut out = [None; N];
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -435,6 +483,11 @@ fn query_u64s<const N: usize>(q: Option<&str>, names: [&str; N]) -> Result<[u64;
                 names.join(", ")
             )));
         };
+        if out[i].is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "query parameter {k} given twice"
+            )));
+        }
         let n = vellum_spec::checkpoint::parse_canonical_u64(v).ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "query parameter {k}: {v:?} is not a non-negative integer"
@@ -448,6 +501,17 @@ fn query_u64s<const N: usize>(q: Option<&str>, names: [&str; N]) -> Result<[u64;
             .ok_or_else(|| ApiError::BadRequest(format!("missing query parameter {}", names[i])))?;
     }
     Ok(res)
+}
+
+/// A proof the stored tiles could not produce: 503 if reading them hit a
+/// transient shortage (the message says so), 500 otherwise.
+fn proof_err(e: vellum_spec::merkle::ProofError) -> ApiError {
+    let msg = e.to_string();
+    if msg.contains("temporarily unavailable") {
+        ApiError::Unavailable(format!("{msg}; retry shortly"), 1)
+    } else {
+        internal(msg)
+    }
 }
 
 fn proof_json(head: String, proof: &[Hash]) -> Response {
@@ -480,7 +544,7 @@ async fn inclusion(State(st): Shared, RawQuery(q): RawQuery) -> Result<Response,
     }
     let _span = tracing::debug_span!("inclusion_proof", index, size).entered();
     let proof = prove_inclusion(index, size, &StoreNodes::new(st.store.as_ref(), size))
-        .map_err(internal)?;
+        .map_err(proof_err)?;
     st.metrics.proofs.fetch_add(1, Ordering::Relaxed);
     Ok(proof_json(
         format!("{{\"index\":{index},\"size\":{size}"),
@@ -503,7 +567,7 @@ async fn consistency(State(st): Shared, RawQuery(q): RawQuery) -> Result<Respons
     }
     let _span = tracing::debug_span!("consistency_proof", from, to).entered();
     let proof =
-        prove_consistency(from, to, &StoreNodes::new(st.store.as_ref(), to)).map_err(internal)?;
+        prove_consistency(from, to, &StoreNodes::new(st.store.as_ref(), to)).map_err(proof_err)?;
     st.metrics.proofs.fetch_add(1, Ordering::Relaxed);
     Ok(proof_json(format!("{{\"from\":{from},\"to\":{to}"), &proof))
 }
@@ -529,7 +593,7 @@ fn entry_body(st: &AppState, index: u64) -> Result<Response, ApiError> {
     let leaf = st
         .store
         .entry(index)
-        .map_err(internal)?
+        .map_err(store_err)?
         .ok_or_else(|| internal(format!("entry {index} missing from storage")))?;
     let leaf_str = std::str::from_utf8(&leaf).map_err(internal)?;
     let body = format!(
@@ -540,26 +604,41 @@ fn entry_body(st: &AppState, index: u64) -> Result<Response, ApiError> {
 }
 
 async fn healthz(State(st): Shared) -> Response {
-    let failed = st.seq.failed.load(Ordering::Acquire);
+    use crate::tlog::sequencer::Health;
     let cp = st.checkpoints.current();
+    let (status, code, storage) = match st.seq.health() {
+        Health::Ok => ("ok", StatusCode::OK, json!({"status": "ok"})),
+        Health::Retrying { reason, since } => (
+            "degraded",
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({
+                "status": "retrying",
+                "reason": reason,
+                "since": vellum_spec::time::format_millis(
+                    since.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)),
+            }),
+        ),
+        Health::Failed { reason } => (
+            "failed",
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "failed", "reason": reason}),
+        ),
+    };
     let body = json!({
-        "status": if failed { "failed" } else { "ok" },
+        "status": status,
+        "storage": storage,
         "tree_size": durable(&st),
         "checkpoint_size": cp.size,
         "checkpoint_root": cp.root.to_base64(),
     });
-    let code = if failed {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
     (code, axum::Json(body)).into_response()
 }
 
 async fn metrics(State(st): Shared) -> Response {
     let mut out = st.metrics.render();
+    st.conn_stats.render("vellum", &mut out);
     if let Some(w) = &st.witnessing {
-        crate::witnessing::render_metrics(&w.metrics, &w.quorum_seconds, &mut out);
+        crate::tlog::witnessing::render_metrics(&w.metrics, &w.quorum_seconds, &mut out);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
@@ -568,7 +647,7 @@ async fn metrics(State(st): Shared) -> Response {
 /// answers each with a receipt: a C2SP tlog-proof whose `extra` is the leaf.
 async fn with_receipts(
     st: &AppState,
-    appended: &[crate::sequencer::Appended],
+    appended: &[crate::tlog::sequencer::Appended],
     leaves: Vec<Vec<u8>>,
 ) -> Result<Response, ApiError> {
     let results: Vec<Value> = appended
@@ -631,7 +710,7 @@ async fn with_receipts(
 /// A receipt for entry `index` under the published checkpoint `cp`.
 fn build_receipt(
     store: &dyn LogStore,
-    cp: &crate::checkpointer::Published,
+    cp: &crate::tlog::checkpointer::Published,
     index: u64,
     leaf: Option<Vec<u8>>,
 ) -> Result<String, ApiError> {
@@ -639,11 +718,11 @@ fn build_receipt(
         Some(l) => l,
         None => store
             .entry(index)
-            .map_err(internal)?
+            .map_err(store_err)?
             .ok_or_else(|| internal(format!("entry {index} missing from storage")))?,
     };
     let proof =
-        prove_inclusion(index, cp.size, &StoreNodes::new(store, cp.size)).map_err(internal)?;
+        prove_inclusion(index, cp.size, &StoreNodes::new(store, cp.size)).map_err(proof_err)?;
     Ok(vellum_spec::proof::TlogProof {
         extra: Some(leaf),
         index,
@@ -699,6 +778,13 @@ async fn export(
     auth(&st, &headers, Scope::Admin)?;
     let pairs = query_pairs(query)?;
     let q = ExportQuery::parse(pairs).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let permit = st.exports.clone().try_acquire_owned().map_err(|_| {
+        st.metrics.limited.fetch_add(1, Ordering::Relaxed);
+        ApiError::Unavailable(
+            "the log is streaming as many exports as it allows at once (--max-exports); retry later".into(),
+            5,
+        )
+    })?;
     let cp = st.checkpoints.current();
     let origin = vellum_spec::note::Note::parse(&cp.note)
         .ok()
@@ -716,6 +802,7 @@ async fn export(
     .map_err(internal)?
     .map_err(|e| match e {
         ExportError::BadRequest(m) => ApiError::BadRequest(m),
+        ExportError::Store(e) => store_err(e),
         e => internal(e),
     })?;
     let events = plan
@@ -725,7 +812,7 @@ async fn export(
         .get("events")
         .copied()
         .unwrap_or(0);
-    let stream = export::spawn(st.store.clone(), plan, q);
+    let stream = export::spawn(st.store.clone(), plan, q, st.write_timeout, permit);
     Ok((
         [
             (
@@ -773,12 +860,12 @@ async fn lookup(
             "query parameters gateway and event_id are both required".into(),
         ));
     };
-    let key = crate::dedup::key(&gateway, &event_id);
+    let key = crate::storage::dedup::key(&gateway, &event_id);
     let store = st.store.clone();
     let found = tokio::task::spawn_blocking(move || store.dedup(&key))
         .await
         .map_err(internal)?
-        .map_err(internal)?;
+        .map_err(store_err)?;
     match found {
         Some(index) if index < durable(&st) => entry_body(&st, index),
         _ => Err(ApiError::NotFound(format!(

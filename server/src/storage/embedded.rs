@@ -1,84 +1,16 @@
-//! The storage interface of the log, and its sled implementation.
-//!
-//! Everything a sequenced batch changes (entries, tiles, dedup keys, the
-//! tree size) is written by one durable, all-or-nothing commit; readers
-//! never see more than the log has acknowledged because the server bounds
-//! every read by the durable size it tracks.
+//! The embedded default backend: entry bundles and hash tiles as files,
+//! the dedup index as sorted run files, the tree size and the checkpoint
+//! in sled.
 
 use std::path::Path;
-
 use std::sync::Arc;
 
 use vellum_spec::tile::{parse_bundle, TILE_WIDTH};
 
-use crate::bundles::BundleFiles;
-use crate::dedup_index::DedupIndex;
-use crate::tilefiles::TileFiles;
-
-/// Storage failures. The message never contains entry contents or secrets.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The embedded database failed.
-    #[error("storage: {0}")]
-    Backend(String),
-    /// Stored data is not what the log wrote.
-    #[error("storage is corrupt: {0}")]
-    Corrupt(String),
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        StoreError::Backend(e.to_string())
-    }
-}
-
-/// A stored tile (see [`crate::tree::encode_tile`]) and its (level, index),
-/// shared between the write and the in-memory right edge.
-pub type StoredTileBytes = ((u8, u64), Arc<Vec<u8>>);
-
-/// One sequenced batch, applied durably and atomically by [`LogStore::commit`].
-#[derive(Default)]
-pub struct CommitBatch {
-    /// New entries: (index, leaf bytes), in index order.
-    pub entries: Vec<(u64, Vec<u8>)>,
-    /// Tiles written: ((level, index), stored tile bytes).
-    pub tiles: Vec<StoredTileBytes>,
-    /// Dedup keys ([`crate::dedup::key`]) and the index each points at.
-    pub dedup: Vec<(crate::dedup::Key, u64)>,
-    /// Tree size after this batch.
-    pub new_size: u64,
-}
-
-/// What the log needs from a storage backend. Full tiles and entries are
-/// immutable once written, so an object store can implement this too.
-pub trait LogStore: Send + Sync + 'static {
-    /// Applies `batch`: on return it is durable; after a crash at any
-    /// point the store holds either all of it or none of it.
-    fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
-    /// Tree size of the last commit (0 for a new log).
-    fn size(&self) -> Result<u64, StoreError>;
-    /// The leaf bytes of entry `index`.
-    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
-    /// The first `width` entries of entry bundle `n`, as bundle bytes.
-    fn bundle(&self, n: u64, width: usize) -> Result<Vec<u8>, StoreError>;
-    /// `count` hashes from hash position `pos` of the stored tile (level,
-    /// index) (layout: [`crate::tree::encode_tile`]); `None` if the tile
-    /// was never written. `full`: the tile is complete, hence immutable.
-    fn tile_hashes(
-        &self,
-        level: u8,
-        index: u64,
-        pos: usize,
-        count: usize,
-        full: bool,
-    ) -> Result<Option<Vec<u8>>, StoreError>;
-    /// The index an event with this dedup key was logged at, if any.
-    fn dedup(&self, key: &crate::dedup::Key) -> Result<Option<u64>, StoreError>;
-    /// The last stored signed checkpoint.
-    fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Stores a signed checkpoint durably.
-    fn put_checkpoint(&self, note: &[u8]) -> Result<(), StoreError>;
-}
+use super::bundles::BundleFiles;
+use super::dedup_index::DedupIndex;
+use super::tilefiles::TileFiles;
+use super::{CommitBatch, LogStore, StoreError};
 
 /// A tile index and its stored bytes.
 type EdgeTile = (u64, Arc<Vec<u8>>);
@@ -102,9 +34,15 @@ const K_SIZE: &[u8] = b"m/size";
 const K_CHECKPOINT: &[u8] = b"m/checkpoint";
 
 fn io_err(e: std::io::Error) -> StoreError {
-    match e.kind() {
-        std::io::ErrorKind::InvalidData => StoreError::Corrupt(e.to_string()),
-        _ => StoreError::Backend(e.to_string()),
+    StoreError::from(e)
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(io) => StoreError::from(io),
+            e => StoreError::Backend(e.to_string()),
+        }
     }
 }
 
@@ -183,7 +121,7 @@ impl SledStore {
                 let ids: Ids = serde_json::from_slice(leaf).map_err(|e| {
                     StoreError::Corrupt(format!("entry {i} lacks gateway or event_id: {e}"))
                 })?;
-                keys.push((crate::dedup::key(&ids.gateway, &ids.event_id), i));
+                keys.push((crate::storage::dedup::key(&ids.gateway, &ids.event_id), i));
             }
             self.dedup.insert(&keys).map_err(io_err)?;
             index = n * TILE_WIDTH + w as u64;
@@ -220,6 +158,18 @@ impl LogStore for SledStore {
         // The dedup index is derived from the entries, now durable; after
         // a crash it is rebuilt from them (see `reindex`).
         self.dedup.insert(&b.dedup).map_err(io_err)?;
+        Ok(())
+    }
+
+    fn recover(&self, size: u64) -> Result<(), StoreError> {
+        // Entries past `size` in the last bundle (a partial append) go; tile
+        // files past it are never read and are rewritten by later commits;
+        // dedup keys are added only after a commit is durable.
+        self.bundles.truncate_to(size).map_err(io_err)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(K_SIZE, &size.to_be_bytes()[..]);
+        self.log.apply_batch(batch)?;
+        self.db.flush()?;
         Ok(())
     }
 
@@ -263,7 +213,7 @@ impl LogStore for SledStore {
             .map_err(io_err)
     }
 
-    fn dedup(&self, key: &crate::dedup::Key) -> Result<Option<u64>, StoreError> {
+    fn dedup(&self, key: &crate::storage::dedup::Key) -> Result<Option<u64>, StoreError> {
         self.dedup.get(key).map_err(io_err)
     }
 

@@ -35,7 +35,7 @@ impl BundleFiles {
     }
 
     /// Removes entries at or beyond `size` left by an interrupted commit.
-    fn truncate_to(&self, size: u64) -> io::Result<()> {
+    pub fn truncate_to(&self, size: u64) -> io::Result<()> {
         let n = size / TILE_WIDTH;
         let w = (size % TILE_WIDTH) as usize;
         // Bundles after n can only be leftovers of an unrecorded commit.

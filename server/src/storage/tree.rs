@@ -9,7 +9,7 @@ use vellum_spec::hash::{node_hash, Hash, HASH_SIZE};
 use vellum_spec::merkle::{NodeId, NodeReader, ProofError};
 use vellum_spec::tile::{tile_width, TILE_HEIGHT, TILE_WIDTH};
 
-use crate::store::{LogStore, StoreError, StoredTileBytes};
+use crate::storage::{LogStore, StoreError, StoredTileBytes};
 
 /// Hashes a stored tile holds: its 256 and the 255 above them in its subtree.
 const SLOTS: usize = 2 * TILE_WIDTH as usize - 1;

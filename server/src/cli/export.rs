@@ -15,8 +15,8 @@ pub struct ExportArgs {
     #[arg(long, env = "VELLUM_URL", default_value = "http://127.0.0.1:7380")]
     pub url: String,
     /// Bearer token with the admin scope.
-    #[arg(long, env = "VELLUM_TOKEN", hide_env_values = true)]
-    pub token: String,
+    #[command(flatten)]
+    pub token: super::TokenArgs,
     /// Window start, inclusive (RFC 3339 UTC, compared with `logged_at`).
     #[arg(long)]
     pub from: Option<String>,
@@ -80,18 +80,30 @@ pub fn run_export(a: ExportArgs) -> Result<(), String> {
     rt.block_on(download(&a))
 }
 
+/// Longest the download waits for the next bytes (the log counts the
+/// window's events before it sends the first byte).
+const STALL: std::time::Duration = std::time::Duration::from_secs(300);
+
 async fn download(a: &ExportArgs) -> Result<(), String> {
+    let token = a.token.resolve(None)?;
     let url = format!("{}/v1/export", a.url.trim_end_matches('/'));
-    let mut resp = reqwest::Client::new()
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(STALL)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut resp = http
         .get(&url)
-        .bearer_auth(&a.token)
+        .bearer_auth(&token)
         .query(&a.query())
         .send()
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     let status = resp.status();
     if !status.is_success() {
-        let text = resp.text().await.unwrap_or_default();
+        let text = vellum_net::read_capped_text(resp, 64 << 10)
+            .await
+            .unwrap_or_default();
         return Err(format!("HTTP {status}: {text}"));
     }
     let to_stdout = a.output.as_os_str() == "-";

@@ -13,9 +13,9 @@ pub struct AppendArgs {
     /// Base URL of the log.
     #[arg(long, env = "VELLUM_URL", default_value = "http://127.0.0.1:7380")]
     pub url: String,
-    /// Bearer token with the append scope [default: read from DATA/gateway.token].
-    #[arg(long, env = "VELLUM_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    /// Bearer token with the append scope [default: DATA/gateway.token].
+    #[command(flatten)]
+    pub token: super::TokenArgs,
     /// Data directory whose gateway.token to use when no token is given.
     #[arg(long, env = "VELLUM_DATA", default_value = "vellum-data")]
     pub data: PathBuf,
@@ -24,23 +24,12 @@ pub struct AppendArgs {
     pub batch: usize,
 }
 
-/// Reads the token from flags, environment or the data directory.
-pub fn resolve_token(token: Option<String>, data: &std::path::Path) -> Result<String, String> {
-    if let Some(t) = token {
-        return Ok(t);
-    }
-    let p = data.join("gateway.token");
-    std::fs::read_to_string(&p)
-        .map(|t| t.trim().to_string())
-        .map_err(|e| format!("no --token or VELLUM_TOKEN, and {}: {e}", p.display()))
-}
-
 /// Runs `vellum append`.
 pub fn run_append(a: AppendArgs) -> Result<(), String> {
     if a.batch == 0 {
         return Err("--batch must be at least 1".into());
     }
-    let token = resolve_token(a.token, &a.data)?;
+    let token = a.token.resolve(Some(&a.data.join("gateway.token")))?;
     let input: Box<dyn BufRead> = match &a.file {
         None => Box::new(std::io::stdin().lock()),
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
@@ -52,7 +41,11 @@ pub fn run_append(a: AppendArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| e.to_string())?;
     let url = format!("{}/v1/events", a.url.trim_end_matches('/'));
     let mut batch: Vec<String> = Vec::new();
     let mut first_line = 1usize;
@@ -120,7 +113,9 @@ async fn post_with_retry(
             tokio::time::sleep(Duration::from_secs(wait.min(30)) * (attempt + 1)).await;
             continue;
         }
-        let text = resp.text().await.map_err(|e| e.to_string())?;
+        let text = vellum_net::read_capped_text(resp, super::MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
         if !status.is_success() {
             return Err(format!("HTTP {status}: {text}"));
         }

@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use vellum_spec::hash::Hash;
 use vellum_spec::merkle::tree_root;
@@ -18,10 +18,10 @@ use vellum_spec::note::{Note, SignerKey};
 use vellum_spec::Checkpoint;
 
 use crate::metrics::Metrics;
-use crate::sequencer::SeqState;
-use crate::store::{LogStore, StoreError};
-use crate::tree::StoreNodes;
-use crate::witnessing::{Cosigned, Signed, Witnessing};
+use crate::storage::tree::StoreNodes;
+use crate::storage::{LogStore, StoreError};
+use crate::tlog::sequencer::SeqState;
+use crate::tlog::witnessing::{Cosigned, Signed, Witnessing};
 
 /// A signed checkpoint as served at `/checkpoint`.
 pub struct Published {
@@ -45,6 +45,19 @@ pub struct Checkpointer {
     signed_size: AtomicU64,
     /// Witnesses and quorum, if any are configured.
     witnessing: Option<Arc<Witnessing>>,
+    /// The checkpointer thread's queue, once started.
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+}
+
+/// Work for the checkpointer thread besides its ticks.
+enum Job {
+    /// Store and serve a cosigned note.
+    Publish {
+        note: Vec<u8>,
+        size: u64,
+        root: Hash,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 fn corrupt(msg: String) -> StoreError {
@@ -110,6 +123,7 @@ impl Checkpointer {
             signed_size: AtomicU64::new(published.size),
             published: RwLock::new(Arc::new(published)),
             witnessing,
+            jobs: Mutex::new(None),
         });
         Ok(c)
     }
@@ -198,20 +212,17 @@ impl Checkpointer {
             };
             if better {
                 let note = target.note_with(lines);
-                let me = self.clone();
                 let (size, root) = key;
-                let res = tokio::task::spawn_blocking(move || me.publish(note, size, root)).await;
-                match res {
-                    Ok(Ok(())) => {
+                match self.publish_on_thread(note, size, root).await {
+                    Ok(()) => {
                         if already.is_none() {
                             w.quorum_seconds.observe(target.at.elapsed().as_secs_f64());
                         }
                         published = Some((target, n));
                     }
-                    Ok(Err(e)) => {
+                    Err(e) => {
                         tracing::error!(error = %e, "storing the cosigned checkpoint failed")
                     }
-                    Err(e) => tracing::error!(error = %e, "publish task panicked"),
                 }
             }
             let keep_latest = latest.as_ref().map(|l| (l.size, l.root));
@@ -262,20 +273,80 @@ impl Checkpointer {
         Ok(true)
     }
 
-    /// Signs a new checkpoint every `interval` while the tree grows.
-    pub async fn run(self: Arc<Self>, interval: Duration, seq: Arc<SeqState>) {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let size = seq.durable_size.load(Ordering::Acquire);
-            let me = self.clone();
-            let res = tokio::task::spawn_blocking(move || me.advance(size)).await;
-            match res {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "signing checkpoint failed"),
-                Err(e) => tracing::error!(error = %e, "checkpoint task panicked"),
-            }
+    /// Starts the checkpointer thread: every `interval` it signs a new
+    /// checkpoint if the durable tree grew, and it stores the notes the
+    /// witness collector publishes. A thread of its own, so that no client
+    /// can hold up checkpoints by exhausting a shared pool.
+    pub fn start(
+        self: Arc<Self>,
+        interval: Duration,
+        seq: Arc<SeqState>,
+    ) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        match self.jobs.lock() {
+            Ok(mut j) => *j = Some(tx),
+            Err(p) => *p.into_inner() = Some(tx),
+        }
+        std::thread::Builder::new()
+            .name("vellum-checkpointer".into())
+            .spawn(move || {
+                let mut next = Instant::now() + interval;
+                loop {
+                    let wait = next.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(wait) {
+                        Ok(Job::Publish {
+                            note,
+                            size,
+                            root,
+                            reply,
+                        }) => {
+                            let _ = reply.send(self.publish(note, size, root));
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            let size = seq.durable_size.load(Ordering::Acquire);
+                            if let Err(e) = self.advance(size) {
+                                tracing::error!(error = %e, "signing checkpoint failed");
+                            }
+                            next += interval;
+                            let now = Instant::now();
+                            if next < now {
+                                next = now + interval;
+                            }
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("spawning the checkpointer: {e}")))?;
+        Ok(())
+    }
+
+    /// Has the checkpointer thread publish a cosigned note.
+    async fn publish_on_thread(
+        &self,
+        note: Vec<u8>,
+        size: u64,
+        root: Hash,
+    ) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let sent = match self.jobs.lock() {
+            Ok(j) => j.as_ref().map(|tx| {
+                tx.send(Job::Publish {
+                    note,
+                    size,
+                    root,
+                    reply,
+                })
+            }),
+            Err(_) => None,
+        };
+        match sent {
+            Some(Ok(())) => rx
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Backend("the checkpointer stopped".into()))),
+            _ => Err(StoreError::Backend(
+                "the checkpointer is not running".into(),
+            )),
         }
     }
 }

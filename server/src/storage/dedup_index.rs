@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
-use crate::dedup::{Filter, Key};
+use crate::storage::dedup::{Filter, Key};
 
 /// Keys held in memory before they are written out as a run (default).
 pub const TABLE_KEYS: usize = 1 << 18;
@@ -279,9 +279,19 @@ impl DedupIndex {
             return Ok(());
         }
         let end = keys.last().map(|(_, i)| i + 1).unwrap_or(st.table_start);
-        let mut sorted: Vec<(Key, u64)> = st.table.drain().collect();
+        let mut sorted: Vec<(Key, u64)> = st.table.iter().map(|(k, i)| (*k, *i)).collect();
         sorted.sort_unstable_by_key(|r| r.0);
-        let run = write_run(&self.dir, st.table_start, end, sorted.into_iter().map(Ok))?;
+        let run = match write_run(&self.dir, st.table_start, end, sorted.into_iter().map(Ok)) {
+            Ok(run) => run,
+            Err(e) => {
+                // The keys stay in the table (their entries are durable, so
+                // they must stay findable); the run is written by a later
+                // insert, once the cause (e.g. no descriptors) is gone.
+                tracing::warn!(error = %e, keys = st.table.len(), "writing a dedup run failed; keeping its keys in memory and retrying with the next commit");
+                return Ok(());
+            }
+        };
+        st.table.clear();
         st.runs.push(Arc::new(run));
         st.table_start = end;
         drop(st);
@@ -338,7 +348,7 @@ fn poisoned<T>(_: T) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dedup::key;
+    use crate::storage::dedup::key;
 
     #[test]
     fn lookups_across_table_runs_merges_and_reopen() {

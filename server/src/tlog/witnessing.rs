@@ -19,8 +19,8 @@ use vellum_spec::note::{NoteSignature, VerifierKey, ALG_ED25519};
 use vellum_spec::witness::{parse_size_body, AddCheckpoint};
 
 use crate::metrics::Histogram;
-use crate::store::LogStore;
-use crate::tree::StoreNodes;
+use crate::storage::tree::StoreNodes;
+use crate::storage::LogStore;
 
 /// A witness the log asks for cosignatures: its key and submission URL.
 #[derive(Clone, Debug)]
@@ -149,11 +149,18 @@ pub struct Cosigned {
     pub sig: NoteSignature,
 }
 
+/// Largest witness answer read: a cosignature line is under 200 bytes, and
+/// the C2SP answer is a few of them (or a short error). Anything longer is
+/// refused as soon as it crosses this, however much the witness sends.
+pub const MAX_RESPONSE_BYTES: usize = 16 << 10;
+
 /// Why one submission failed.
 #[derive(Debug, thiserror::Error)]
 enum SubmitError {
     #[error("request: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("response: {0}")]
+    Body(#[from] vellum_net::CappedError),
     #[error("witness is at size {0}")]
     Conflict(u64),
     #[error("status {0}: {1}")]
@@ -274,7 +281,7 @@ async fn submit(
         .send()
         .await?;
     let status = resp.status().as_u16();
-    let text = resp.text().await?;
+    let text = vellum_net::read_capped_text(resp, MAX_RESPONSE_BYTES).await?;
     match status {
         200 => {}
         409 => {

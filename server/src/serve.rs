@@ -1,0 +1,155 @@
+//! `vellum serve`: wires storage, the sequencer, checkpointing, witnesses,
+//! tokens and the HTTP API together, within the configured limits.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
+
+use crate::config::{Config, ServeArgs};
+use crate::http::AppState;
+use crate::tlog::{checkpointer, sequencer, witnessing};
+use crate::{datadir, metrics, storage, tokens};
+
+/// Runs the log until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    let cfg = Config::resolve(args)?;
+    crate::init_logs(cfg.log_json);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vellum-worker")
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(serve(cfg))
+}
+
+async fn serve(cfg: Config) -> Result<(), String> {
+    // Before anything that a revoke could signal: SIGHUP's default action
+    // would end the process.
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("installing the SIGHUP handler: {e}"))?;
+    // The port first: a log that cannot listen creates nothing.
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", cfg.listen))?;
+    let (soft, hard) = vellum_net::fdlimit::raise_nofile_limit()
+        .map_err(|e| format!("reading the descriptor limit: {e}"))?;
+    let mut conn = cfg.conn.clone();
+    conn.max_connections = vellum_net::fdlimit::connection_cap(conn.max_connections, soft);
+    if conn.max_connections < cfg.conn.max_connections {
+        tracing::warn!(
+            requested = cfg.conn.max_connections,
+            serving = conn.max_connections,
+            descriptor_limit = soft,
+            hard_limit = hard,
+            "the descriptor limit allows fewer connections than configured; raise `ulimit -n` to serve more"
+        );
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cfg.data)
+        .map_err(|e| format!("{}: {e}", cfg.data.display()))?;
+    let _lock = datadir::lock_for_serving(&cfg.data).map_err(|e| e.to_string())?;
+    let dir =
+        datadir::DataDir::open(&cfg.data, cfg.origin.as_deref()).map_err(|e| e.to_string())?;
+    let vkey = dir.signer.verifier().to_vkey();
+    if dir.created {
+        eprintln!(
+            "vellum: created a new log in {}\n  verifier key: {vkey}\n  gateway token (append, read): {}",
+            cfg.data.display(),
+            cfg.data.join("gateway.token").display()
+        );
+    }
+    println!("{vkey}");
+    let store: Arc<dyn storage::LogStore> = Arc::new(
+        storage::SledStore::open(&dir.db_path(), cfg.cache_bytes, cfg.dedup_table_keys)
+            .map_err(|e| e.to_string())?,
+    );
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (queue, seq) =
+        sequencer::start(store.clone(), metrics.clone(), cfg.queue).map_err(|e| e.to_string())?;
+    let witnessing = (!cfg.witnesses.is_empty()).then(|| {
+        Arc::new(witnessing::Witnessing::new(
+            cfg.witnesses.clone(),
+            cfg.witness_quorum,
+        ))
+    });
+    let checkpoints = checkpointer::Checkpointer::open(
+        store.clone(),
+        dir.signer,
+        metrics.clone(),
+        witnessing.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    checkpoints
+        .clone()
+        .start(cfg.checkpoint_interval, seq.clone())
+        .map_err(|e| e.to_string())?;
+    if let Some(w) = &witnessing {
+        let rx = w.start(
+            store.clone(),
+            cfg.witness_timeout,
+            checkpoints.witnessed_sizes(),
+        )?;
+        tokio::spawn(checkpoints.clone().collect(rx));
+        tracing::info!(
+            witnesses = w.specs.len(),
+            quorum = w.quorum,
+            "checkpoints are published once cosigned by the quorum"
+        );
+    }
+    let tokens = Arc::new(tokens::TokenStore::open(&cfg.data).map_err(|e| e.to_string())?);
+    {
+        let tokens = tokens.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = t.tick() => tokens.refresh(),
+                    got = hangups.recv() => {
+                        if got.is_none() {
+                            return;
+                        }
+                        let tokens = tokens.clone();
+                        let _ = tokio::task::spawn_blocking(move || tokens.reload_and_ack()).await;
+                    }
+                }
+            }
+        });
+    }
+    let conn_stats = Arc::new(vellum_net::ConnStats::default());
+    let state = Arc::new(AppState {
+        store,
+        queue,
+        seq,
+        checkpoints,
+        tokens,
+        metrics,
+        conn_stats: conn_stats.clone(),
+        public_entries: cfg.public_entries,
+        max_batch: cfg.max_batch,
+        receipt_timeout: cfg.receipt_timeout,
+        body_timeout: cfg.body_timeout,
+        exports: Arc::new(tokio::sync::Semaphore::new(cfg.max_exports)),
+        receipt_waits: Arc::new(tokio::sync::Semaphore::new(cfg.max_receipt_waits)),
+        write_timeout: conn.write_timeout,
+        witnessing,
+        log_key: vkey.clone(),
+    });
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        %addr,
+        checkpoint_size = state.checkpoints.current().size,
+        max_connections = conn.max_connections,
+        "vellum listening"
+    );
+    eprintln!("vellum: listening on http://{addr}");
+    vellum_net::serve(
+        listener,
+        crate::http::router(state),
+        conn,
+        conn_stats,
+        vellum_net::shutdown_signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}

@@ -1,0 +1,122 @@
+//! Storage: the interface the log needs from a backend ([`LogStore`]),
+//! the embedded backend ([`embedded::SledStore`]) and its parts, and the
+//! stored tile layout with the tree's right edge ([`tree`]).
+//!
+//! Everything a sequenced batch changes (entries, tiles, dedup keys, the
+//! tree size) is written by one durable, all-or-nothing commit; readers
+//! never see more than the log has acknowledged because the server bounds
+//! every read by the durable size it tracks. Nothing here knows of HTTP.
+
+pub mod bundles;
+pub mod dedup;
+pub mod dedup_index;
+pub mod embedded;
+pub mod tilefiles;
+pub mod tree;
+
+use std::sync::Arc;
+
+pub use embedded::SledStore;
+
+/// Storage failures. The message never contains entry contents or secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed.
+    #[error("storage: {0}")]
+    Backend(String),
+    /// A resource ran out for now (descriptors, disk space, memory): the
+    /// operation may succeed later, and the log retries instead of stopping.
+    #[error("storage temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data is not what the log wrote.
+    #[error("storage is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// True for a shortage that may clear by itself (see [`StoreError::Unavailable`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Errors of the operating system that mean "not now" rather than "broken":
+/// out of descriptors (process or system), of disk space or quota, of memory.
+pub fn is_transient_os_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOSPC
+                | libc::EDQUOT
+                | libc::ENOMEM
+                | libc::EAGAIN
+                | libc::EINTR
+        )
+    )
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        if is_transient_os_error(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else if e.kind() == std::io::ErrorKind::InvalidData {
+            StoreError::Corrupt(e.to_string())
+        } else {
+            StoreError::Backend(e.to_string())
+        }
+    }
+}
+
+/// A stored tile (see [`crate::storage::tree::encode_tile`]) and its (level, index),
+/// shared between the write and the in-memory right edge.
+pub type StoredTileBytes = ((u8, u64), Arc<Vec<u8>>);
+
+/// One sequenced batch, applied durably and atomically by [`LogStore::commit`].
+#[derive(Default)]
+pub struct CommitBatch {
+    /// New entries: (index, leaf bytes), in index order.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// Tiles written: ((level, index), stored tile bytes).
+    pub tiles: Vec<StoredTileBytes>,
+    /// Dedup keys ([`crate::storage::dedup::key`]) and the index each points at.
+    pub dedup: Vec<(crate::storage::dedup::Key, u64)>,
+    /// Tree size after this batch.
+    pub new_size: u64,
+}
+
+/// What the log needs from a storage backend. Full tiles and entries are
+/// immutable once written, so an object store can implement this too.
+pub trait LogStore: Send + Sync + 'static {
+    /// Applies `batch`: on return it is durable; after a crash at any
+    /// point the store holds either all of it or none of it.
+    fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
+    /// After a failed [`LogStore::commit`], returns the store to the last
+    /// durable tree size `size`, dropping whatever the failed commit wrote,
+    /// so that commits can resume. Fails (transiently) while the cause lasts.
+    fn recover(&self, size: u64) -> Result<(), StoreError>;
+    /// Tree size of the last commit (0 for a new log).
+    fn size(&self) -> Result<u64, StoreError>;
+    /// The leaf bytes of entry `index`.
+    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The first `width` entries of entry bundle `n`, as bundle bytes.
+    fn bundle(&self, n: u64, width: usize) -> Result<Vec<u8>, StoreError>;
+    /// `count` hashes from hash position `pos` of the stored tile (level,
+    /// index) (layout: [`crate::storage::tree::encode_tile`]); `None` if the tile
+    /// was never written. `full`: the tile is complete, hence immutable.
+    fn tile_hashes(
+        &self,
+        level: u8,
+        index: u64,
+        pos: usize,
+        count: usize,
+        full: bool,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The index an event with this dedup key was logged at, if any.
+    fn dedup(&self, key: &crate::storage::dedup::Key) -> Result<Option<u64>, StoreError>;
+    /// The last stored signed checkpoint.
+    fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores a signed checkpoint durably.
+    fn put_checkpoint(&self, note: &[u8]) -> Result<(), StoreError>;
+}
