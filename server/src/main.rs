@@ -53,6 +53,9 @@ enum Cmd {
     Export(cli::export::ExportArgs),
     /// Load-generate against a log and print throughput and latency medians.
     Bench(cli::bench::BenchArgs),
+    /// Run mixed, partly hostile load for a long time and print memory,
+    /// descriptors and p99 latencies each minute (not a test: a command).
+    Soak(cli::soak::SoakArgs),
 }
 
 /// Logs to stderr, filtered by `RUST_LOG`; coloured only on a terminal.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Cmd::Append(a) => cli::append::run_append(a),
         Cmd::Export(a) => cli::export::run_export(a),
         Cmd::Bench(a) => cli::bench::run(a),
+        Cmd::Soak(a) => cli::soak::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

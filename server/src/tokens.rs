@@ -322,11 +322,25 @@ impl TokenStore {
         })
     }
 
-    /// Re-reads the file now, whatever its stamp, and records what was
-    /// loaded in `tokens.applied` (the SHA-256 of the file's bytes), which
-    /// `vellum token revoke` waits for.
+    /// Re-reads the file now, whatever its stamp (on SIGHUP).
     pub fn reload_and_ack(&self) {
+        self.reload(true);
+    }
+
+    /// Re-reads the file if it changed since the last load.
+    pub fn refresh(&self) {
+        self.reload(false);
+    }
+
+    /// Re-reads the file (if `force`, or if its stamp changed) and records
+    /// what was loaded in `tokens.applied` (the SHA-256 of the file's
+    /// bytes), which `vellum token` waits for.
+    fn reload(&self, force: bool) {
         let s = stamp(&self.path);
+        let unchanged = self.loaded.read().map(|l| l.stamp == s).unwrap_or(false);
+        if unchanged && !force {
+            return;
+        }
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -335,11 +349,15 @@ impl TokenStore {
                 return;
             }
         };
-        let f = match parse(&self.path, &bytes) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(error = %e, "keeping the previous tokens");
-                return;
+        let f = if bytes.is_empty() {
+            TokenFile::default()
+        } else {
+            match parse(&self.path, &bytes) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %e, "keeping the previous tokens");
+                    return;
+                }
             }
         };
         if let Ok(mut l) = self.loaded.write() {
@@ -347,33 +365,12 @@ impl TokenStore {
                 stamp: s,
                 by_hash: index(f),
             };
-            tracing::info!(tokens = l.by_hash.len(), "reloaded tokens on request");
+            tracing::info!(tokens = l.by_hash.len(), "reloaded tokens");
         }
         let ack = self.path.with_file_name(APPLIED);
         let digest = Hash(vellum_spec::hash::sha256(&bytes)).to_hex();
         if let Err(e) = secrets::replace_file(&ack, format!("{digest}\n").as_bytes(), 0o600) {
-            tracing::warn!(error = %e, "could not confirm the token reload");
-        }
-    }
-
-    /// Re-reads the file if it changed since the last load.
-    pub fn refresh(&self) {
-        let s = stamp(&self.path);
-        let unchanged = self.loaded.read().map(|l| l.stamp == s).unwrap_or(false);
-        if unchanged {
-            return;
-        }
-        match load(&self.path) {
-            Ok(f) => {
-                if let Ok(mut l) = self.loaded.write() {
-                    *l = Loaded {
-                        stamp: s,
-                        by_hash: index(f),
-                    };
-                    tracing::info!(tokens = l.by_hash.len(), "reloaded tokens");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "keeping the previous tokens"),
+            tracing::warn!(error = %e, "could not record the token reload");
         }
     }
 

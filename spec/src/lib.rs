@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod checkpoint;
 pub mod event;
+pub mod fuzzing;
 pub mod hash;
 pub mod jcs;
 pub mod jsonscan;

@@ -92,6 +92,49 @@ pub fn capture_dir() -> &'static Path {
         .path()
 }
 
+/// Resident memory of process `pid` in KiB (VmRSS), if it runs.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Open descriptors of process `pid`.
+pub fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// Runs `cmd` to completion and returns (exit code, stdout, stderr, peak
+/// resident memory in KiB), the peak from the kernel's accounting of that
+/// child alone (wait4).
+pub fn run_measured(mut cmd: Command) -> (i32, String, String, u64) {
+    let dir = capture_dir();
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (out_p, err_p) = (
+        dir.join(format!("run-{n}.out")),
+        dir.join(format!("run-{n}.err")),
+    );
+    cmd.stdout(std::fs::File::create(&out_p).unwrap())
+        .stderr(std::fs::File::create(&err_p).unwrap());
+    let child = cmd.spawn().expect("spawning");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    std::mem::forget(child);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    (code, read(&out_p), read(&err_p), usage.ru_maxrss as u64)
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -115,6 +158,11 @@ pub struct Log {
     pub http: reqwest::blocking::Client,
     /// The running process's stderr.
     pub stderr: Option<Captured>,
+    /// A command the log is started through (`prefix... vellum serve ...`),
+    /// e.g. to give it a file system of its own.
+    pub prefix: Vec<String>,
+    /// A descriptor limit (soft and hard) the log is started with.
+    pub nofile: Option<u64>,
 }
 
 impl Log {
@@ -138,6 +186,8 @@ impl Log {
                 .build()
                 .unwrap(),
             stderr: None,
+            prefix: vec![],
+            nofile: None,
         }
     }
 
@@ -154,6 +204,8 @@ impl Log {
                 .build()
                 .unwrap(),
             stderr: None,
+            prefix: vec![],
+            nofile: None,
         };
         log.spawn();
         log
@@ -171,7 +223,31 @@ impl Log {
 
     /// (Re)starts the process and waits until it answers.
     pub fn spawn(&mut self) {
-        let mut cmd = Command::new(bin("vellum"));
+        let mut cmd = match self.prefix.split_first() {
+            Some((p, rest)) => {
+                let mut c = Command::new(p);
+                c.args(rest).arg(bin("vellum"));
+                c
+            }
+            None => Command::new(bin("vellum")),
+        };
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec here.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd.args(["serve", "--data"])
             .arg(self.dir.path())
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])

@@ -54,6 +54,9 @@ fn bad_input_matrix() {
         ("oversized body", Some(&token), vec![b' '; 9 << 20], 413, "byte limit"),
         ("invalid UTF-8", Some(&token), invalid_utf8, 400, "UTF-8"),
         ("unsafe integer", Some(&token), br#"{"ts":"2026-06-20T14:07:31.120Z","agent":"a","principal":"p","owner":"o","tool":"t","verdict":"allow","attrs":{"n":9007199254740993}}"#.to_vec(), 400, "2^53"),
+        ("integer beyond u64", Some(&token), br#"{"ts":"2026-06-20T14:07:31.120Z","agent":"a","principal":"p","owner":"o","tool":"t","verdict":"allow","attrs":{"n":18446744073709551616}}"#.to_vec(), 400, "field `attrs.n`"),
+        ("integer beyond i64", Some(&token), br#"{"ts":"2026-06-20T14:07:31.120Z","agent":"a","principal":"p","owner":"o","tool":"t","verdict":"allow","attrs":{"n":-99999999999999999999}}"#.to_vec(), 400, "field `attrs.n`"),
+        ("wide integer in a batch", Some(&token), br#"[{"ts":"2026-06-20T14:07:31.120Z","agent":"a","principal":"p","owner":"o","tool":"t","verdict":"allow","attrs":{"n":99999999999999999999}}]"#.to_vec(), 400, "field `[0].attrs.n`"),
         ("bad time", Some(&token), to(&json!({"ts":"2026-02-30T00:00:00Z","agent":"a","principal":"p","owner":"o","tool":"t","verdict":"allow"})), 400, "ts"),
     ];
     for (name, tok, body, status, words) in cases {

@@ -44,6 +44,7 @@ pub fn run_append(a: AppendArgs) -> Result<(), String> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(120))
+        .pool_idle_timeout(Duration::from_secs(20))
         .build()
         .map_err(|e| e.to_string())?;
     let url = format!("{}/v1/events", a.url.trim_end_matches('/'));

@@ -8,10 +8,11 @@
 //! resident memory as the log grows.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use super::loadgen::{median, percentile, rss_kib, start_log, Bodies};
 
 /// Flags of `vellum bench`.
 #[derive(clap::Args, Debug)]
@@ -49,161 +50,6 @@ pub struct BenchArgs {
     /// Data directory for the started log [default: a new temporary one].
     #[arg(long)]
     pub data: Option<PathBuf>,
-}
-
-struct OwnLog {
-    child: Child,
-    dir: PathBuf,
-    remove: bool,
-}
-
-impl Drop for OwnLog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if self.remove {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-fn start_log(data: Option<PathBuf>) -> Result<(OwnLog, String, String), String> {
-    let (dir, remove) = match data {
-        Some(d) => (d, false),
-        None => (
-            std::env::temp_dir().join(format!("vellum-bench-{}", std::process::id())),
-            true,
-        ),
-    };
-    let port = free_port()?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let child = Command::new(exe)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("starting the log: {e}"))?;
-    let own = OwnLog { child, dir, remove };
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(t) = std::fs::read_to_string(own.dir.join("gateway.token")) {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok((own, url, t.trim().to_string()));
-            }
-        }
-        if Instant::now() > deadline {
-            return Err("the log did not start within 30 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn event(i: usize, bytes: usize) -> serde_json::Value {
-    let pad = bytes.saturating_sub(330);
-    serde_json::json!({
-        "ts": "2026-06-20T14:07:31.120Z",
-        "agent": format!("agent-{}", i % 17),
-        "session": format!("sess-{}", i % 101),
-        "principal": "svc-payments@corp.example",
-        "owner": "payments-oncall",
-        "tool": "stripe.refund",
-        "target": "api.stripe.com",
-        "args_hash": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        "provenance": "untrusted",
-        "provenance_source": "inbound email",
-        "verdict": "allow",
-        "rule": "refunds-under-100",
-        "risk": 12,
-        "latency_ms": 31,
-        "result": {"status": 200},
-        "attrs": {"pad": "x".repeat(pad)}
-    })
-}
-
-/// Request bodies with fresh event IDs, built from a pre-serialized
-/// template: gateways send their own IDs, so the log's dedup index works
-/// on every event, as it would in production.
-#[derive(Clone)]
-struct Bodies {
-    /// Template text around each event's ID.
-    pieces: Arc<Vec<Vec<u8>>>,
-    next: Arc<AtomicU64>,
-}
-
-impl Bodies {
-    fn new(events: usize, bytes: usize, array: bool) -> Bodies {
-        let evs: Vec<serde_json::Value> = (0..events)
-            .map(|i| {
-                let mut e = event(i, bytes);
-                e["event_id"] = serde_json::Value::String("@@ID@@".into());
-                e
-            })
-            .collect();
-        let text = if array {
-            serde_json::to_string(&evs)
-        } else {
-            serde_json::to_string(&evs[0])
-        }
-        .unwrap_or_default();
-        let pieces = text
-            .split("@@ID@@")
-            .map(|p| p.as_bytes().to_vec())
-            .collect();
-        Bodies {
-            pieces: Arc::new(pieces),
-            next: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    fn body(&self) -> Vec<u8> {
-        let run = self.next.fetch_add(1, Relaxed);
-        let pid = std::process::id();
-        let mut out = Vec::with_capacity(
-            self.pieces.iter().map(Vec::len).sum::<usize>() + 32 * self.pieces.len(),
-        );
-        let last = self.pieces.len() - 1;
-        for (i, p) in self.pieces.iter().enumerate() {
-            out.extend_from_slice(p);
-            if i < last {
-                out.extend_from_slice(format!("b{pid}-{run}-{i}").as_bytes());
-            }
-        }
-        out
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
 /// Runs `clients` loops of `op` for `secs` seconds; returns the median of
@@ -347,13 +193,14 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
                 .ok_or("--url needs --token or VELLUM_TOKEN")?,
         ),
         None => {
-            let (own, url, token) = start_log(a.data.clone())?;
+            let (own, url, token) = start_log(a.data.clone(), "bench", &[])?;
             (Some(own), url, token)
         }
     };
     let pid = own.as_ref().map(|o| o.child.id());
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
+        .pool_idle_timeout(Duration::from_secs(20))
         .build()
         .map_err(|e| e.to_string())?;
     let batch_bodies = Bodies::new(a.batch, a.event_bytes, true);

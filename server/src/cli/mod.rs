@@ -4,6 +4,8 @@
 pub mod append;
 pub mod bench;
 pub mod export;
+pub mod loadgen;
+pub mod soak;
 pub mod token;
 
 use std::path::{Path, PathBuf};

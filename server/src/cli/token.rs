@@ -59,6 +59,12 @@ pub fn run(cmd: TokenCmd) -> Result<(), String> {
                 return Err("--scopes needs at least one of append, read, admin".into());
             }
             let t = tokens::add(&data, &name, &scopes).map_err(|e| e.to_string())?;
+            // A running log would find the new token on first use anyway;
+            // telling it now keeps its view, and a concurrent revoke's
+            // confirmation, current.
+            if let Some(pid) = datadir::serving_pid(&data) {
+                datadir::signal_reload(pid);
+            }
             println!("{t}");
             eprintln!("token {name:?} created; it is shown only now");
         }

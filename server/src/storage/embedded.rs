@@ -20,6 +20,7 @@ type EdgeTile = (u64, Arc<Vec<u8>>);
 /// ([`DedupIndex`]), hash tiles as files ([`TileFiles`]), and the tree
 /// size and the checkpoint in sled.
 pub struct SledStore {
+    dir: std::path::PathBuf,
     db: sled::Db,
     log: sled::Tree,
     bundles: BundleFiles,
@@ -52,6 +53,22 @@ fn be_u64(v: &[u8]) -> Result<u64, StoreError> {
     })?))
 }
 
+/// Bytes [`probe`] writes: about one large group commit.
+const PROBE_BYTES: usize = 1 << 20;
+
+/// Writes, syncs and removes a file of [`PROBE_BYTES`] in `dir`: fails
+/// (transiently) while descriptors or disk space are short.
+fn probe(dir: &Path) -> Result<(), StoreError> {
+    use std::io::Write;
+    let p = dir.join(".probe");
+    let res = std::fs::File::create(&p).and_then(|mut f| {
+        f.write_all(&vec![0u8; PROBE_BYTES])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&p);
+    res.map_err(io_err)
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir` with a bounded page cache.
     pub fn open(
@@ -82,6 +99,7 @@ impl SledStore {
         }
         let tiles = TileFiles::open(&dir.join("tiles")).map_err(io_err)?;
         let store = SledStore {
+            dir: dir.to_path_buf(),
             db,
             log,
             bundles,
@@ -162,6 +180,9 @@ impl LogStore for SledStore {
     }
 
     fn recover(&self, size: u64) -> Result<(), StoreError> {
+        // Can a commit's worth be written and synced again? Until it can,
+        // stay unavailable (rather than flap between failing commits).
+        probe(&self.dir)?;
         // Entries past `size` in the last bundle (a partial append) go; tile
         // files past it are never read and are rewritten by later commits;
         // dedup keys are added only after a commit is durable.
