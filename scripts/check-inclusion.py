@@ -33,13 +33,31 @@ def root_from_inclusion(index, size, leaf, proof):
         raise ValueError("proof too short")
     return r
 
-leaf = base64.b64decode(sys.argv[1])
-proof = json.load(open(sys.argv[2]))
-origin, size, root_b64 = open(sys.argv[3]).read().split("\n")[:3]
-if int(size) != proof["size"]:
-    sys.exit(f"checkpoint size {size} != proof size {proof['size']}")
-got = root_from_inclusion(proof["index"], proof["size"], leaf,
-                          [base64.b64decode(h) for h in proof["proof"]])
-if got != base64.b64decode(root_b64):
-    sys.exit("FAIL: the proof does not lead to the checkpoint's root")
-print(f"OK: entry {proof['index']} is in {origin} at size {size} (root {root_b64})")
+def main(argv):
+    if len(argv) != 4:
+        sys.exit("usage: check-inclusion.py LEAF_HASH_B64 PROOF.json CHECKPOINT_FILE")
+    try:
+        leaf = base64.b64decode(argv[1], validate=True)
+        proof = json.load(open(argv[2]))
+        origin, size, root_b64 = open(argv[3]).read().split("\n")[:3]
+        index, psize = proof["index"], proof["size"]
+        hashes = [base64.b64decode(h, validate=True) for h in proof["proof"]]
+        root = base64.b64decode(root_b64, validate=True)
+        size = int(size)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"FAIL: cannot read the inputs: {type(e).__name__}: {e}")
+    if not isinstance(index, int) or not isinstance(psize, int):
+        sys.exit("FAIL: the proof's index and size must be integers")
+    if len(leaf) != 32 or len(root) != 32 or any(len(h) != 32 for h in hashes):
+        sys.exit("FAIL: every hash must be 32 bytes")
+    if size != psize:
+        sys.exit(f"FAIL: checkpoint size {size} != proof size {psize}")
+    try:
+        got = root_from_inclusion(index, psize, leaf, hashes)
+    except ValueError as e:
+        sys.exit(f"FAIL: {e}")
+    if got != root:
+        sys.exit("FAIL: the proof does not lead to the checkpoint's root")
+    print(f"OK: entry {index} is in {origin} at size {size} (root {root_b64})")
+
+main(sys.argv)

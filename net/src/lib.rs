@@ -14,6 +14,12 @@ use std::time::Duration;
 pub use capped::{read_capped, read_capped_text, CappedError};
 pub use serve::{serve, ConnLimits, ConnStats};
 
+/// How long clients keep idle pooled connections: well below the default
+/// header timeout (10 s), after which the server closes a kept-alive
+/// connection that sent no new request, so that no request is sent on a
+/// connection the server is closing at that moment.
+pub const CLIENT_IDLE: Duration = Duration::from_secs(5);
+
 /// Resolves when the process gets SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let term = async {

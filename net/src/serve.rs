@@ -27,9 +27,12 @@ pub struct ConnLimits {
     /// Connections served at once (clamped to what the descriptor limit
     /// allows, see [`crate::fdlimit::connection_cap`]).
     pub max_connections: usize,
-    /// Time a client has to send a request's headers.
+    /// Time a client has to send a request's headers, counted from when the
+    /// connection opened or the previous response ended: a kept-alive
+    /// connection that sends no new request for this long is closed.
     pub header_timeout: Duration,
-    /// A connection with no byte read or written for this long is closed.
+    /// A connection with no byte read or written for this long while a
+    /// request is under way (e.g. a body trickling in) is closed.
     pub idle_timeout: Duration,
     /// A response write that makes no progress for this long (the client
     /// stopped reading) closes the connection.

@@ -132,6 +132,12 @@ async fn serve(cfg: Config) -> Result<(), String> {
         exports: Arc::new(tokio::sync::Semaphore::new(cfg.max_exports)),
         receipt_waits: Arc::new(tokio::sync::Semaphore::new(cfg.max_receipt_waits)),
         write_timeout: conn.write_timeout,
+        lag_tolerance: (cfg.checkpoint_interval * 3).max(std::time::Duration::from_secs(2))
+            + if cfg.witnesses.is_empty() {
+                std::time::Duration::ZERO
+            } else {
+                cfg.witness_timeout
+            },
         witnessing,
         log_key: vkey.clone(),
     });

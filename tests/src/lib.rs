@@ -183,6 +183,7 @@ impl Log {
             args: vec![],
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .pool_idle_timeout(Duration::from_secs(5))
                 .build()
                 .unwrap(),
             stderr: None,
@@ -201,6 +202,7 @@ impl Log {
             args: args.iter().map(|s| s.to_string()).collect(),
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .pool_idle_timeout(Duration::from_secs(5))
                 .build()
                 .unwrap(),
             stderr: None,
@@ -553,6 +555,7 @@ impl Witness {
                 .collect(),
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .pool_idle_timeout(Duration::from_secs(5))
                 .build()
                 .unwrap(),
             stderr: None,

@@ -695,3 +695,43 @@ fn a_body_sent_too_slowly_is_refused_with_408() {
         t.elapsed()
     );
 }
+
+#[test]
+fn a_refused_unread_body_closes_the_connection() {
+    let log = Log::start(&[]);
+    let token = log.token();
+    let mut c = TcpStream::connect(("127.0.0.1", log.port)).unwrap();
+    // 9 MiB announced, over the 8 MiB limit: refused before it is all read.
+    c.write_all(
+        format!(
+            "POST /v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: {}\r\n\r\n",
+            9 << 20
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..9 {
+        if c.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(text.starts_with("http/1.1 413"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+    // An unauthenticated body is not read either.
+    let mut c = TcpStream::connect(("127.0.0.1", log.port)).unwrap();
+    c.write_all(b"POST /v1/events HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n0123456789")
+        .unwrap();
+    let mut answer = Vec::new();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(
+        text.starts_with("http/1.1 401") && text.contains("connection: close"),
+        "{text}"
+    );
+}

@@ -431,3 +431,70 @@ fn honest_log_passes_and_every_tampering_is_caught() {
     let (code, _, _) = verify(&["log", "--url", &url, "--log-key", &lkey, "--quorum", "2"]);
     assert_eq!(code, 2, "quorum larger than the witness keys given");
 }
+
+#[test]
+fn wrong_keys_and_unreachable_logs_are_named_for_what_they_are() {
+    let mut log = Log::init();
+    let w = Witness::start("w9.example/witness", &["--log", &log.vkey().to_vkey()]);
+    log.args = vec!["--witness".into(), w.log_arg()];
+    log.spawn();
+    let token = log.token();
+    append(&log, &token, &[event("k", None)]);
+    log.wait_checkpoint(1);
+    let url = log.url();
+    // The witness's key given as the log's: a usage error naming the key.
+    let wkey = w.dir.path().join("witness.vkey");
+    let (code, out, _) = verify(&["log", "--url", &url, "--log-key", wkey.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("w9.example/witness") && out.contains("not a log's key"),
+        "{out}"
+    );
+    // Another log's key: a usage error naming both origins.
+    let other = SignerKey::from_seed("other.example/log", vellum_spec::note::ALG_ED25519, [5; 32])
+        .unwrap()
+        .verifier()
+        .to_vkey();
+    let (code, out, _) = verify(&["log", "--url", &url, "--log-key", &other]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("other.example/log") && out.contains("test.example/log"),
+        "{out}"
+    );
+    // A key file that does not exist.
+    let (code, out, _) = verify(&["log", "--url", &url, "--log-key", "nosuchfile"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("no such file"), "{out}");
+    // Nothing listens: operational, naming the host and the cause.
+    let lkey = log.data().join("log.vkey");
+    let port = vellum_tests::free_port();
+    let (code, out, _) = verify(&[
+        "log",
+        "--url",
+        &format!("http://127.0.0.1:{port}"),
+        "--log-key",
+        lkey.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains(&format!("cannot connect to 127.0.0.1:{port}")) && out.contains("refused"),
+        "{out}"
+    );
+    // Sessions without seq are counted as such.
+    let (code, out, _) = verify(&[
+        "log",
+        "--url",
+        &url,
+        "--log-key",
+        lkey.to_str().unwrap(),
+        "--token",
+        &token,
+        "--full",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("0 entries with a seq in 0 sessions; 1 entries with a session but no seq"),
+        "{out}"
+    );
+}

@@ -235,3 +235,65 @@ fn receipts_verify_offline_with_a_quorum() {
     latencies.sort();
     eprintln!("receipt latencies (append to cosigned receipt, 100 ms interval): {latencies:?}");
 }
+
+#[test]
+fn healthz_says_degraded_while_the_quorum_is_unreachable() {
+    let mut w = Witness::start("w1.example/witness", &[]);
+    let mut log = Log::init();
+    w.args.extend(["--log".to_string(), log.vkey().to_vkey()]);
+    w.kill9();
+    w.spawn();
+    log.args = vec![
+        "--witness".into(),
+        w.log_arg(),
+        "--witness-timeout".into(),
+        "500ms".into(),
+    ];
+    log.spawn();
+    let token = log.token();
+    append(&log, &token, 3, "up");
+    wait_published(&log, 3, &[w.vkey()], 20);
+    let h = log.get_json("/healthz", None);
+    assert_eq!(h["status"], "ok", "{h}");
+    w.kill9();
+    append(&log, &token, 1, "down");
+    // Appends are still accepted (200), but checkpoints fall behind.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let h = loop {
+        let (code, body) = log.get("/healthz", None);
+        assert_eq!(
+            code,
+            200,
+            "degraded is not down: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let h: Value = serde_json::from_slice(&body).unwrap();
+        if h["status"] == "degraded" {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "never degraded: {h}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(h["checkpoint"]["behind_entries"], 1, "{h}");
+    assert!(
+        h["checkpoint"]["behind_seconds"].as_f64().unwrap() >= 2.0,
+        "{h}"
+    );
+    let reason = h["checkpoint"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("quorum (1 of 1)") && reason.contains("w1.example/witness"),
+        "{reason}"
+    );
+    assert_eq!(log.get("/livez", None).0, 200);
+    // The witness returns: the checkpoint catches up, health is ok again.
+    w.spawn();
+    wait_published(&log, 4, &[w.vkey()], 30);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log.get_json("/healthz", None)["status"] != "ok" {
+        assert!(
+            Instant::now() < deadline,
+            "still degraded after catching up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -51,6 +51,37 @@ fn read_capped(r: impl Read, limit: usize, url: &str) -> Result<Vec<u8>, Failure
     Ok(out)
 }
 
+/// A request error with its causes ("connection refused"), naming the host.
+fn describe(e: &reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !causes.contains(&t) {
+            causes.push(t);
+        }
+        src = c.source();
+    }
+    let what = if e.is_connect() {
+        let host = e
+            .url()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
+            })
+            .unwrap_or_default();
+        format!("cannot connect to {host}")
+    } else if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    match causes.last() {
+        Some(root) => format!("{what}: {root}"),
+        None => what,
+    }
+}
+
 /// What a GET returned.
 pub enum Got {
     /// 200 and the body.
@@ -70,6 +101,8 @@ impl Log {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
+            // Below the 10 s after which Vellum servers close idle connections.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| op(format!("HTTP client: {e}")))?;
         Ok(Log {
@@ -124,7 +157,7 @@ impl Log {
                         return Err(op(format!("{msg}{hint}")));
                     }
                 }
-                Err(e) => last = format!("{url}: {e}"),
+                Err(e) => last = format!("{url}: {}", describe(&e)),
             }
             std::thread::sleep(Duration::from_millis(200 << attempt));
         }

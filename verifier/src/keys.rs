@@ -19,12 +19,21 @@ pub struct Policy {
 
 /// Parses a vkey given inline or as the path of a file holding one.
 pub fn parse_key(s: &str, what: &str) -> Result<VerifierKey, Failure> {
-    let text = match VerifierKey::parse(s.trim()) {
+    let inline = match VerifierKey::parse(s.trim()) {
         Ok(k) => return Ok(k),
-        Err(e) => match std::fs::read_to_string(s) {
-            Ok(t) => t,
-            Err(_) => return Err(Failure::Usage(format!("{what} {s:?}: {e}"))),
-        },
+        Err(e) => e,
+    };
+    let text = match std::fs::read_to_string(s) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !s.contains('+') => {
+            return Err(Failure::Usage(format!(
+                "{what} {s:?}: no such file (give the path of a .vkey file, or the key itself: NAME+ID+KEY)"
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Failure::Usage(format!("{what} {s:?}: {inline}")))
+        }
+        Err(e) => return Err(Failure::Usage(format!("{what} {s:?}: cannot read it: {e}"))),
     };
     VerifierKey::parse(text.trim()).map_err(|e| Failure::Usage(format!("{what} in file {s}: {e}")))
 }
@@ -33,6 +42,12 @@ impl Policy {
     /// Builds the policy; the quorum defaults to every witness given.
     pub fn new(log: &str, witnesses: &[String], quorum: Option<usize>) -> Result<Policy, Failure> {
         let log = parse_key(log, "--log-key")?;
+        if log.alg == vellum_spec::note::ALG_COSIGNATURE_V1 {
+            return Err(Failure::Usage(format!(
+                "--log-key {} is a witness's cosignature key, not a log's key; give the log's key, and witness keys with --witness-key",
+                log.to_vkey()
+            )));
+        }
         let witnesses = witnesses
             .iter()
             .map(|w| {
@@ -67,6 +82,16 @@ impl Policy {
         note: &[u8],
         report: &mut Report,
     ) -> Result<(Note, Checkpoint, Vec<Verified>), Failure> {
+        // A key for another origin is the wrong key given, not evidence
+        // against the log: say so before checking any signature.
+        if let Ok(Ok(cp)) = Note::parse(note).map(|n| Checkpoint::parse(&n.text)) {
+            if cp.origin != self.log.name {
+                return Err(Failure::Usage(format!(
+                    "--log-key is the key of {:?}, but this log's checkpoints are for origin {:?}: give this log's key (is {:?} a witness's key?)",
+                    self.log.name, cp.origin, self.log.name
+                )));
+            }
+        }
         let r = verify_checkpoint(note, &self.log, &self.witnesses, self.quorum);
         match r {
             Ok((n, cp, cosigned)) => {

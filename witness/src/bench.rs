@@ -132,6 +132,7 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
     let url = format!("http://{addr}/add-checkpoint");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
+        .pool_idle_timeout(vellum_net::CLIENT_IDLE)
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;

@@ -44,7 +44,7 @@ pub fn run_append(a: AppendArgs) -> Result<(), String> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(120))
-        .pool_idle_timeout(Duration::from_secs(20))
+        .pool_idle_timeout(vellum_net::CLIENT_IDLE)
         .build()
         .map_err(|e| e.to_string())?;
     let url = format!("{}/v1/events", a.url.trim_end_matches('/'));
@@ -61,9 +61,16 @@ pub fn run_append(a: AppendArgs) -> Result<(), String> {
         let text = rt
             .block_on(post_with_retry(&http, &url, &token, body))
             .map_err(|e| format!("lines {first_line}-{}: {e}", first_line + batch.len() - 1))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        for e in v["entries"].as_array().into_iter().flatten() {
-            writeln!(out, "{e}").map_err(|e| e.to_string())?;
+        // Each entry as the log wrote it (index, leaf_hash, event_id, ...).
+        #[derive(serde::Deserialize)]
+        struct Answer<'a> {
+            #[serde(borrow)]
+            entries: Vec<&'a serde_json::value::RawValue>,
+        }
+        let v: Answer =
+            serde_json::from_str(&text).map_err(|e| format!("the log's answer: {e}"))?;
+        for e in v.entries {
+            writeln!(out, "{}", e.get()).map_err(|e| e.to_string())?;
         }
         sent += batch.len();
         batch.clear();

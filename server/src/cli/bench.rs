@@ -23,9 +23,14 @@ pub struct BenchArgs {
     /// Token for --url (append scope).
     #[arg(long, env = "VELLUM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Seconds per throughput phase.
-    #[arg(long, default_value_t = 10)]
-    pub seconds: u64,
+    /// The long run of the README's figures: 10 s phases, 200 latency
+    /// samples, proofs at 1M entries, memory at 1M and 10M (about 7 GB of
+    /// disk, several minutes). Without it: a quick run of about a minute.
+    #[arg(long)]
+    pub full: bool,
+    /// Seconds per throughput phase [default: 5, or 10 with --full].
+    #[arg(long)]
+    pub seconds: Option<u64>,
     /// Concurrent clients for the batched phase.
     #[arg(long, default_value_t = 4)]
     pub batch_clients: usize,
@@ -38,15 +43,17 @@ pub struct BenchArgs {
     /// Approximate size in bytes of each generated event.
     #[arg(long, default_value_t = 500)]
     pub event_bytes: usize,
-    /// Log size to reach before measuring proofs/s.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub proof_entries: u64,
-    /// Log sizes at which to read the log's resident memory (own log only).
-    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
-    pub rss_at: Vec<u64>,
-    /// Latency samples for append-to-checkpoint.
-    #[arg(long, default_value_t = 200)]
-    pub latency_samples: usize,
+    /// Log size to reach before measuring proofs/s [default: 200000, or
+    /// 1000000 with --full].
+    #[arg(long)]
+    pub proof_entries: Option<u64>,
+    /// Log sizes at which to read the log's resident memory (own log only)
+    /// [default: none besides the proof size, or 1000000,10000000 with --full].
+    #[arg(long, value_delimiter = ',')]
+    pub rss_at: Option<Vec<u64>>,
+    /// Latency samples for append-to-checkpoint [default: 30, or 200 with --full].
+    #[arg(long)]
+    pub latency_samples: Option<usize>,
     /// Data directory for the started log [default: a new temporary one].
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -149,8 +156,11 @@ async fn fill_to(
         if size >= target {
             return Ok(());
         }
-        if last_print.elapsed() > Duration::from_secs(10) {
-            eprintln!("  ... {size} entries");
+        if last_print.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "  ... {size} of {target} entries ({:.0}%)",
+                size as f64 * 100.0 / target.max(1) as f64
+            );
             last_print = Instant::now();
         }
         let mut tasks = Vec::new();
@@ -183,7 +193,45 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     rt.block_on(run_async(a))
 }
 
-async fn run_async(a: BenchArgs) -> Result<(), String> {
+/// Bytes of disk per entry of ~640 bytes: its bundle bytes, its share of
+/// the hash tiles (stored with their upper rows) and of the dedup runs.
+const DISK_PER_ENTRY: u64 = 700;
+
+async fn run_async(mut a: BenchArgs) -> Result<(), String> {
+    let seconds = a.seconds.unwrap_or(if a.full { 10 } else { 5 });
+    let proof_entries = a
+        .proof_entries
+        .unwrap_or(if a.full { 1_000_000 } else { 200_000 });
+    let rss_at = a.rss_at.take().unwrap_or(if a.full {
+        vec![1_000_000, 10_000_000]
+    } else {
+        vec![]
+    });
+    let latency_samples = a.latency_samples.unwrap_or(if a.full { 200 } else { 30 });
+    let largest = rss_at
+        .iter()
+        .copied()
+        .chain([proof_entries])
+        .max()
+        .unwrap_or(0);
+    println!(
+        "plan: batched appends {seconds} s; single-event appends {seconds} s; append -> checkpoint latency, {latency_samples} samples; fill to {} and inclusion proofs {seconds} s{}; needs about {:.1} GB of disk{}",
+        proof_entries,
+        if rss_at.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; memory at {}",
+                rss_at.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            )
+        },
+        (largest * DISK_PER_ENTRY) as f64 / 1e9,
+        if a.url.is_none() {
+            format!(" in {}", a.data.clone().unwrap_or_else(std::env::temp_dir).display())
+        } else {
+            String::new()
+        }
+    );
     let (own, url, token) = match &a.url {
         Some(u) => (
             None,
@@ -200,14 +248,14 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
     let pid = own.as_ref().map(|o| o.child.id());
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
-        .pool_idle_timeout(Duration::from_secs(20))
+        .pool_idle_timeout(vellum_net::CLIENT_IDLE)
         .build()
         .map_err(|e| e.to_string())?;
     let batch_bodies = Bodies::new(a.batch, a.event_bytes, true);
     let single_bodies = Bodies::new(1, a.event_bytes, false);
     println!(
         "vellum bench: {url}, {} s per phase, events of ~{} bytes, each with its own event_id",
-        a.seconds,
+        seconds,
         single_bodies.body().len()
     );
     let ev_url = format!("{url}/v1/events");
@@ -219,7 +267,7 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
         token.clone(),
         batch_bodies.clone(),
     );
-    let (batched, _) = per_second(a.batch_clients, a.seconds, move |_| {
+    let (batched, _) = per_second(a.batch_clients, seconds, move |_| {
         let (h, u, t, body) = (h.clone(), u.clone(), t.clone(), b.body());
         async move { post(&h, &u, &t, body).await }
     })
@@ -236,7 +284,7 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
         token.clone(),
         single_bodies.clone(),
     );
-    let (single, _) = per_second(a.clients, a.seconds, move |_| {
+    let (single, _) = per_second(a.clients, seconds, move |_| {
         let (h, u, t, body) = (h.clone(), u.clone(), t.clone(), b.body());
         async move { post(&h, &u, &t, body).await }
     })
@@ -267,7 +315,7 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
         }));
     }
     let mut lat = Vec::new();
-    for _ in 0..a.latency_samples {
+    for _ in 0..latency_samples {
         let r = http
             .post(&ev_url)
             .bearer_auth(&token)
@@ -306,9 +354,9 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
     // size (or the size the earlier phases already reached), serve random
     // proofs, then read the log's resident memory. Figures name the actual
     // size.
-    let mut targets: Vec<u64> = vec![a.proof_entries];
+    let mut targets: Vec<u64> = vec![proof_entries];
     if pid.is_some() {
-        targets.extend(a.rss_at.iter().copied());
+        targets.extend(rss_at.iter().copied());
     }
     targets.sort();
     targets.dedup();
@@ -319,7 +367,7 @@ async fn run_async(a: BenchArgs) -> Result<(), String> {
         eprintln!("  reached in {:.0} s", t0.elapsed().as_secs_f64());
         let size = checkpoint_size(&http, &url).await?;
         let (h, u) = (http.clone(), url.clone());
-        let (proofs, _) = per_second(a.clients, a.seconds, move |c| {
+        let (proofs, _) = per_second(a.clients, seconds, move |c| {
             let (h, u) = (h.clone(), u.clone());
             async move {
                 let i = (c as u64 * 2_654_435_761 + rand::random::<u32>() as u64) % size;

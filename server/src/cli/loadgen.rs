@@ -60,7 +60,10 @@ pub fn start_log(
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(&dir)
         .args(extra)
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(log_file)
         .spawn()

@@ -34,6 +34,9 @@ pub struct SoakArgs {
     /// Exports kept open without reading.
     #[arg(long, default_value_t = 2)]
     pub stalled_exports: usize,
+    /// Send no oversized bodies.
+    #[arg(long)]
+    pub no_oversize: bool,
     /// Data directory for the log [default: a new temporary one].
     #[arg(long)]
     pub data: Option<std::path::PathBuf>,
@@ -89,7 +92,7 @@ impl Stats {
 
 /// Ok(true) for 200, Ok(false) for a 503 (a limit, retry later), Err otherwise.
 async fn expect_ok(r: Result<reqwest::Response, reqwest::Error>) -> Result<bool, String> {
-    let r = r.map_err(|e| e.to_string())?;
+    let r = r.map_err(|e| chain(&e))?;
     let status = r.status().as_u16();
     let body = r.bytes().await.map_err(|e| e.to_string())?;
     match status {
@@ -100,6 +103,18 @@ async fn expect_ok(r: Result<reqwest::Response, reqwest::Error>) -> Result<bool,
             String::from_utf8_lossy(&body[..body.len().min(200)])
         )),
     }
+}
+
+/// An error with its causes.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
 }
 
 /// Runs the soak.
@@ -131,7 +146,7 @@ async fn soak(a: SoakArgs) -> Result<(), String> {
     // timeout closes them, so no request goes out on a closing connection.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
-        .pool_idle_timeout(Duration::from_secs(20))
+        .pool_idle_timeout(vellum_net::CLIENT_IDLE)
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| e.to_string())?;
@@ -324,7 +339,7 @@ async fn soak(a: SoakArgs) -> Result<(), String> {
         }));
     }
     // Hostile: oversized bodies.
-    {
+    if !a.no_oversize {
         let (http, url, token, stats) = (http.clone(), url.clone(), token.clone(), stats.clone());
         tasks.push(tokio::spawn(async move {
             let big = vec![b' '; 9 << 20];

@@ -59,6 +59,9 @@ pub struct AppState {
     pub receipt_waits: Arc<tokio::sync::Semaphore>,
     /// How long a streamed response waits for the client to read.
     pub write_timeout: std::time::Duration,
+    /// How long the published checkpoint may lag the durable tree before
+    /// `/healthz` says `degraded`.
+    pub lag_tolerance: std::time::Duration,
     /// Witnesses, for their metrics.
     pub witnessing: Option<Arc<crate::tlog::witnessing::Witnessing>>,
     /// The log's verifier key (named in evidence bundles).
@@ -93,10 +96,20 @@ pub enum ApiError {
     /// 500: an internal failure (details are logged, not sent).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The inner refusal, sent with `Connection: close` (the request body
+    /// was not read).
+    #[error("{0}")]
+    Closing(Box<ApiError>),
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Closing(inner) = self {
+            let mut r = inner.into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(AuthError::Scope { .. }) => StatusCode::FORBIDDEN,
@@ -107,6 +120,7 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ReceiptTimeout(..) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Closing(_) => StatusCode::INTERNAL_SERVER_ERROR, // unwrapped above
         };
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = %e, "request failed");
@@ -148,7 +162,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/receipt/{index}", get(receipt))
         .route("/v1/export", get(export))
         .route("/v1/lookup", get(lookup))
+        .route("/", get(index))
         .route("/healthz", get(healthz))
+        .route("/livez", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -228,23 +244,27 @@ async fn append_inner(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let receipt = want_receipt(q)?;
-    let gateway = auth(st, &headers, Scope::Append)?;
+    // Until the body is read, a refusal closes the connection: what is
+    // left of the body would otherwise be read as the next request, so
+    // the server closes it, and the client must not reuse it.
+    let closing = |e: ApiError| ApiError::Closing(Box::new(e));
+    let receipt = want_receipt(q).map_err(closing)?;
+    let gateway = auth(st, &headers, Scope::Append).map_err(closing)?;
     if !st.seq.accepting() {
-        return Err(commit_refused(st.seq.refusal()));
+        return Err(closing(commit_refused(st.seq.refusal())));
     }
     let bytes = match tokio::time::timeout(st.body_timeout, to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(b)) => b,
         Ok(Err(_)) => {
-            return Err(ApiError::TooLarge(format!(
+            return Err(closing(ApiError::TooLarge(format!(
                 "request body is over the {MAX_BODY_BYTES}-byte limit"
-            )))
+            ))))
         }
         Err(_) => {
-            return Err(ApiError::Timeout(format!(
+            return Err(closing(ApiError::Timeout(format!(
                 "request body not received within {:?}",
                 st.body_timeout
-            )))
+            ))))
         }
     };
     // Held from before the events are queued until the receipts are sent.
@@ -603,10 +623,46 @@ fn entry_body(st: &AppState, index: u64) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+/// `GET /`: what this server is and where its API is.
+async fn index(State(st): Shared) -> Response {
+    let cp = st.checkpoints.current();
+    let origin = vellum_spec::note::Note::parse(&cp.note)
+        .ok()
+        .and_then(|n| vellum_spec::checkpoint::Checkpoint::parse(&n.text).ok())
+        .map(|c| c.origin)
+        .unwrap_or_default();
+    axum::Json(json!({
+        "service": "vellum",
+        "version": env!("CARGO_PKG_VERSION"),
+        "origin": origin,
+        "log_key": st.log_key,
+        "checkpoint_size": cp.size,
+        "api": {
+            "append": "POST /v1/events (append scope)",
+            "checkpoint": "GET /checkpoint",
+            "tiles": "GET /tile/<L>/<N>[.p/<W>] and /tile/entries/<N>[.p/<W>] (C2SP tlog-tiles)",
+            "inclusion_proof": "GET /v1/proof/inclusion?index=I&size=N",
+            "consistency_proof": "GET /v1/proof/consistency?from=M&to=N",
+            "entry": "GET /v1/entries/<I> (read scope)",
+            "receipt": "GET /v1/receipt/<I> (read scope)",
+            "lookup": "GET /v1/lookup?gateway=G&event_id=E (read scope)",
+            "export": "GET /v1/export (admin scope)",
+            "health": "GET /healthz (readiness, with reasons), GET /livez (liveness)",
+            "metrics": "GET /metrics (Prometheus)"
+        },
+        "docs": "README.md and spec/api.md in the Vellum source"
+    }))
+    .into_response()
+}
+
+/// `GET /healthz`: `ok`, `degraded` (appends are accepted, but published
+/// checkpoints lag: the witness quorum is unreachable or signing fails)
+/// or `failed` / storage `retrying` (appends are refused: 503), each with
+/// its reason. `/livez` stays 200 while the process serves at all.
 async fn healthz(State(st): Shared) -> Response {
     use crate::tlog::sequencer::Health;
     let cp = st.checkpoints.current();
-    let (status, code, storage) = match st.seq.health() {
+    let (mut status, code, storage) = match st.seq.health() {
         Health::Ok => ("ok", StatusCode::OK, json!({"status": "ok"})),
         Health::Retrying { reason, since } => (
             "degraded",
@@ -624,9 +680,42 @@ async fn healthz(State(st): Shared) -> Response {
             json!({"status": "failed", "reason": reason}),
         ),
     };
+    let mut checkpoint = json!({
+        "size": cp.size,
+        "root": cp.root.to_base64(),
+        "behind_entries": 0,
+    });
+    if let Some(b) = st.checkpoints.behind() {
+        checkpoint["behind_entries"] = json!(b.entries);
+        checkpoint["behind_seconds"] = json!((b.for_.as_secs_f64() * 10.0).round() / 10.0);
+        if b.for_ > st.lag_tolerance {
+            if status == "ok" {
+                status = "degraded";
+            }
+            let reason =
+                match (&st.witnessing, &b.error) {
+                    (_, Some(e)) => format!("signing or storing checkpoints fails: {e}"),
+                    (Some(w), None) => {
+                        let failing = w.failing();
+                        let names: Vec<String> =
+                            failing.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+                        format!(
+                        "the witness quorum ({} of {}) has not cosigned for {:.0} s; failing: {}",
+                        w.quorum,
+                        w.specs.len(),
+                        b.for_.as_secs_f64(),
+                        if names.is_empty() { "none reported".into() } else { names.join("; ") }
+                    )
+                    }
+                    (None, None) => "checkpoints are not being published".into(),
+                };
+            checkpoint["reason"] = json!(reason);
+        }
+    }
     let body = json!({
         "status": status,
         "storage": storage,
+        "checkpoint": checkpoint,
         "tree_size": durable(&st),
         "checkpoint_size": cp.size,
         "checkpoint_root": cp.root.to_base64(),

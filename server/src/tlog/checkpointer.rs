@@ -47,6 +47,27 @@ pub struct Checkpointer {
     witnessing: Option<Arc<Witnessing>>,
     /// The checkpointer thread's queue, once started.
     jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    /// Since when the published checkpoint has not covered the durable
+    /// tree (checked each interval), and the last signing error.
+    lag: Mutex<Lag>,
+}
+
+#[derive(Default)]
+struct Lag {
+    since: Option<Instant>,
+    behind: u64,
+    error: Option<String>,
+}
+
+/// How far the published checkpoint is behind the durable tree.
+#[derive(Debug, Clone)]
+pub struct Behind {
+    /// Durable entries the published checkpoint does not cover.
+    pub entries: u64,
+    /// For how long (at the granularity of the checkpoint interval).
+    pub for_: Duration,
+    /// The last error signing or storing a checkpoint, if any.
+    pub error: Option<String>,
 }
 
 /// Work for the checkpointer thread besides its ticks.
@@ -124,6 +145,7 @@ impl Checkpointer {
             published: RwLock::new(Arc::new(published)),
             witnessing,
             jobs: Mutex::new(None),
+            lag: Mutex::new(Lag::default()),
         });
         Ok(c)
     }
@@ -304,9 +326,11 @@ impl Checkpointer {
                         }
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                             let size = seq.durable_size.load(Ordering::Acquire);
-                            if let Err(e) = self.advance(size) {
+                            let res = self.advance(size);
+                            if let Err(e) = &res {
                                 tracing::error!(error = %e, "signing checkpoint failed");
                             }
+                            self.track_lag(size, res.err().map(|e| e.to_string()));
                             next += interval;
                             let now = Instant::now();
                             if next < now {
@@ -319,6 +343,34 @@ impl Checkpointer {
             })
             .map_err(|e| StoreError::Backend(format!("spawning the checkpointer: {e}")))?;
         Ok(())
+    }
+
+    fn track_lag(&self, durable: u64, error: Option<String>) {
+        let published = self.current().size;
+        let mut l = match self.lag.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        if published >= durable {
+            *l = Lag::default();
+            return;
+        }
+        l.since.get_or_insert_with(Instant::now);
+        l.behind = durable - published;
+        if error.is_some() {
+            l.error = error;
+        }
+    }
+
+    /// How far the published checkpoint is behind the durable tree, if it is.
+    pub fn behind(&self) -> Option<Behind> {
+        let l = self.lag.lock().ok()?;
+        let since = l.since?;
+        Some(Behind {
+            entries: l.behind,
+            for_: since.elapsed(),
+            error: l.error.clone(),
+        })
     }
 
     /// Has the checkpointer thread publish a cosigned note.

@@ -81,7 +81,10 @@ impl Signed {
 
 /// A witness's counters, rendered under `/metrics`.
 pub struct WitnessMetrics {
-    name: String,
+    /// The witness's key name.
+    pub name: String,
+    /// Why its last submission failed, while it keeps failing.
+    pub last_error: std::sync::Mutex<Option<String>>,
     cosigned: AtomicU64,
     failures: AtomicU64,
     conflicts: AtomicU64,
@@ -92,6 +95,7 @@ impl WitnessMetrics {
     fn new(name: &str) -> WitnessMetrics {
         WitnessMetrics {
             name: name.to_string(),
+            last_error: std::sync::Mutex::new(None),
             cosigned: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
@@ -208,6 +212,9 @@ pub async fn run_witness(
             match res {
                 Ok(sig) => {
                     metrics.cosigned.fetch_add(1, Relaxed);
+                    if let Ok(mut l) = metrics.last_error.lock() {
+                        *l = None;
+                    }
                     known = p.size;
                     done = Some((p.size, p.root));
                     backoff = Duration::from_millis(200);
@@ -224,6 +231,9 @@ pub async fn run_witness(
                 }
                 Err(e) => {
                     metrics.failures.fetch_add(1, Relaxed);
+                    if let Ok(mut l) = metrics.last_error.lock() {
+                        *l = Some(e.to_string());
+                    }
                     if let SubmitError::Conflict(size) = e {
                         tracing::error!(witness = %spec.key.name, witness_size = size, log_size = p.size,
                             "witness claims a larger tree than this log has signed; not retrying until the log grows past it");
@@ -325,6 +335,18 @@ pub struct Witnessing {
 }
 
 impl Witnessing {
+    /// Why the quorum is not being reached: each failing witness and its
+    /// last error.
+    pub fn failing(&self) -> Vec<(String, String)> {
+        self.metrics
+            .iter()
+            .filter_map(|m| {
+                let e = m.last_error.lock().ok()?.clone()?;
+                Some((m.name.clone(), e))
+            })
+            .collect()
+    }
+
     /// Prepares the witnesses (tasks are started by [`Witnessing::start`]).
     pub fn new(specs: Vec<WitnessSpec>, quorum: usize) -> Witnessing {
         let metrics = specs
@@ -353,6 +375,7 @@ impl Witnessing {
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_max_idle_per_host(4)
+            .pool_idle_timeout(vellum_net::CLIENT_IDLE)
             .build()
             .map_err(|e| format!("witness HTTP client: {e}"))?;
         let (tx, rx) = mpsc::unbounded_channel();
