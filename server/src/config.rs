@@ -86,6 +86,12 @@ pub struct ServeArgs {
     /// Appends waiting for a receipt at once; more get 503 [default: 4096].
     #[arg(long, env = "VELLUM_MAX_RECEIPT_WAITS")]
     pub max_receipt_waits: Option<usize>,
+    /// Keep the query index (GET /v1/events, /v1/stats) [default: true].
+    #[arg(long, env = "VELLUM_QUERY_INDEX", num_args = 0..=1, default_missing_value = "true")]
+    pub query_index: Option<bool>,
+    /// Live tails served at once; more get 503 [default: 256].
+    #[arg(long, env = "VELLUM_MAX_TAILS")]
+    pub max_tails: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -112,6 +118,8 @@ struct FileConfig {
     body_timeout: Option<String>,
     max_exports: Option<usize>,
     max_receipt_waits: Option<usize>,
+    query_index: Option<bool>,
+    max_tails: Option<usize>,
 }
 
 /// Resolved settings.
@@ -153,6 +161,10 @@ pub struct Config {
     pub max_exports: usize,
     /// Concurrent receipt waits.
     pub max_receipt_waits: usize,
+    /// Keep the query index.
+    pub query_index: bool,
+    /// Concurrent live tails.
+    pub max_tails: usize,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -294,6 +306,8 @@ impl Config {
                 .or(f.max_receipt_waits)
                 .unwrap_or(4096)
                 .max(1),
+            query_index: a.query_index.or(f.query_index).unwrap_or(true),
+            max_tails: a.max_tails.or(f.max_tails).unwrap_or(256).max(1),
         })
     }
 }

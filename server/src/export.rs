@@ -13,12 +13,12 @@ use tokio::sync::mpsc;
 use vellum_spec::bundle::{self, Filter, Header, Kind, Manifest, Scope};
 use vellum_spec::leaf::{check_leaf_facts, LeafFacts};
 use vellum_spec::merkle::{prove_consistency, prove_inclusion};
-use vellum_spec::tile::{parse_bundle, TILE_WIDTH};
+use vellum_spec::tile::TILE_WIDTH;
 use vellum_spec::time::{format_millis, parse_utc_millis};
 use vellum_spec::Checkpoint;
 
 use crate::storage::tree::StoreNodes;
-use crate::storage::{LogStore, StoreError};
+use crate::storage::{for_each_entry, LogStore, StoreError};
 use crate::tlog::checkpointer::Published;
 
 /// Bytes collected before a chunk is sent to the client.
@@ -128,31 +128,6 @@ fn lower_bound(store: &dyn LogStore, size: u64, t: i64) -> Result<u64, ExportErr
     Ok(lo)
 }
 
-/// Calls `f` for each entry in `[from, to)`, reading one bundle at a time.
-fn for_each_entry(
-    store: &dyn LogStore,
-    from: u64,
-    to: u64,
-    mut f: impl FnMut(u64, &[u8]) -> Result<(), ExportError>,
-) -> Result<(), ExportError> {
-    let mut n = from / TILE_WIDTH;
-    while n * TILE_WIDTH < to {
-        let base = n * TILE_WIDTH;
-        let width = (to - base).min(TILE_WIDTH) as usize;
-        let data = store.bundle(n, width)?;
-        let entries = parse_bundle(&data)
-            .map_err(|e| StoreError::Corrupt(format!("entry bundle {n}: {e}")))?;
-        for (i, leaf) in entries.iter().enumerate().take(width) {
-            let index = base + i as u64;
-            if index >= from {
-                f(index, leaf)?;
-            }
-        }
-        n += 1;
-    }
-    Ok(())
-}
-
 /// The facts of a stored entry, checked as a verifier would check them.
 fn facts(leaf: &[u8], index: u64) -> Result<LeafFacts<'_>, ExportError> {
     check_leaf_facts(leaf)
@@ -202,7 +177,7 @@ pub fn plan(
             events += 1;
             *counts.entry(f.verdict.into_owned()).or_insert(0) += 1;
         }
-        Ok(())
+        Ok::<(), ExportError>(())
     })?;
     counts.insert("events".into(), events);
     let now = std::time::SystemTime::now()
@@ -312,7 +287,7 @@ impl Writer {
                         }
                         buf.extend(proof_line(Kind::Event, index, leaf, &nodes, size)?);
                         events += 1;
-                        Ok(())
+                        Ok::<(), ExportError>(())
                     })?;
                     self.events += events;
                     self.stage = Stage::Events { next: end };

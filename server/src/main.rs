@@ -6,6 +6,7 @@ mod datadir;
 mod export;
 mod http;
 mod metrics;
+mod query;
 mod secrets;
 mod serve;
 mod storage;

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub checkpoints: AtomicU64,
     /// Proofs served.
     pub proofs: AtomicU64,
+    /// Query pages served.
+    pub queries: AtomicU64,
     /// Durable tree size.
     pub tree_size: AtomicU64,
     /// Size of the published checkpoint.
@@ -117,6 +119,7 @@ impl Default for Metrics {
             limited: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             proofs: AtomicU64::new(0),
+            queries: AtomicU64::new(0),
             tree_size: AtomicU64::new(0),
             checkpoint_size: AtomicU64::new(0),
             commit_entries: Histogram::new(SIZES),
@@ -176,6 +179,11 @@ impl Metrics {
                 "vellum_proofs_served_total",
                 "Inclusion and consistency proofs served.",
                 &self.proofs,
+            ),
+            (
+                "vellum_query_pages_total",
+                "Query pages served (GET /v1/events).",
+                &self.queries,
             ),
         ];
         for (name, help, v) in counters {

@@ -65,6 +65,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
             .map_err(|e| e.to_string())?,
     );
     let metrics = Arc::new(metrics::Metrics::default());
+    let cursor_secret = dir.signer.to_skey();
+    let query_dir = dir.db_path().join("query");
     let (queue, seq) =
         sequencer::start(store.clone(), metrics.clone(), cfg.queue).map_err(|e| e.to_string())?;
     let witnessing = (!cfg.witnesses.is_empty()).then(|| {
@@ -116,6 +118,15 @@ async fn serve(cfg: Config) -> Result<(), String> {
             }
         });
     }
+    let index = if cfg.query_index {
+        let idx = crate::query::Index::open(&query_dir, store.clone(), cursor_secret.as_bytes())
+            .map_err(|e| format!("query index: {e}"))?;
+        idx.start(seq.clone())
+            .map_err(|e| format!("starting the indexer: {e}"))?;
+        Some(idx)
+    } else {
+        None
+    };
     let conn_stats = Arc::new(vellum_net::ConnStats::default());
     let state = Arc::new(AppState {
         store,
@@ -139,6 +150,8 @@ async fn serve(cfg: Config) -> Result<(), String> {
                 cfg.witness_timeout
             },
         witnessing,
+        index,
+        tails: Arc::new(tokio::sync::Semaphore::new(cfg.max_tails)),
         log_key: vkey.clone(),
     });
     let addr = listener.local_addr().map_err(|e| e.to_string())?;

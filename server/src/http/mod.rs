@@ -21,6 +21,8 @@ use vellum_spec::tile::{parse_entries_path, parse_tile_path, tile_width, TileId}
 
 use crate::metrics::Metrics;
 use crate::storage::tree::StoreNodes;
+
+mod query;
 use crate::storage::LogStore;
 use crate::tlog::checkpointer::Checkpointer;
 use crate::tlog::sequencer::{AppendItem, AppendJob, SeqState};
@@ -64,6 +66,10 @@ pub struct AppState {
     pub lag_tolerance: std::time::Duration,
     /// Witnesses, for their metrics.
     pub witnessing: Option<Arc<crate::tlog::witnessing::Witnessing>>,
+    /// The query index (`None` with `--query-index false`).
+    pub index: Option<Arc<crate::query::Index>>,
+    /// Live-tail slots.
+    pub tails: Arc<tokio::sync::Semaphore>,
     /// The log's verifier key (named in evidence bundles).
     pub log_key: String,
 }
@@ -148,12 +154,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-type Shared = State<Arc<AppState>>;
+pub(crate) type Shared = State<Arc<AppState>>;
 
 /// Builds the router.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/events", post(append))
+        .route("/v1/events", post(append).get(query::events))
+        .route("/v1/events/tail", get(query::tail))
+        .route("/v1/stats", get(query::stats))
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile_or_bundle))
         .route("/v1/proof/inclusion", get(inclusion))
@@ -178,7 +186,7 @@ fn auth(st: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Arc<str>, Ap
 
 /// Entries, receipts and lookups need the `read` scope unless the log
 /// serves entries publicly.
-fn auth_entries(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn auth_entries(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if !st.public_entries {
         auth(st, headers, Scope::Read)?;
     }
@@ -459,13 +467,13 @@ async fn tile_or_bundle(
         .into_response())
 }
 
-fn internal<E: std::fmt::Display>(e: E) -> ApiError {
+pub(crate) fn internal<E: std::fmt::Display>(e: E) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
 /// A storage failure: 503 with `Retry-After` while a resource is short
 /// (it clears by itself), 500 otherwise.
-fn store_err(e: crate::storage::StoreError) -> ApiError {
+pub(crate) fn store_err(e: crate::storage::StoreError) -> ApiError {
     if e.is_transient() {
         ApiError::Unavailable(format!("{e}; retry shortly"), 1)
     } else {
@@ -525,7 +533,7 @@ fn query_u64s<const N: usize>(q: Option<&str>, names: [&str; N]) -> Result<[u64;
 
 /// A proof the stored tiles could not produce: 503 if reading them hit a
 /// transient shortage (the message says so), 500 otherwise.
-fn proof_err(e: vellum_spec::merkle::ProofError) -> ApiError {
+pub(crate) fn proof_err(e: vellum_spec::merkle::ProofError) -> ApiError {
     let msg = e.to_string();
     if msg.contains("temporarily unavailable") {
         ApiError::Unavailable(format!("{msg}; retry shortly"), 1)
@@ -647,6 +655,9 @@ async fn index(State(st): Shared) -> Response {
             "receipt": "GET /v1/receipt/<I> (read scope)",
             "lookup": "GET /v1/lookup?gateway=G&event_id=E (read scope)",
             "export": "GET /v1/export (admin scope)",
+            "query": "GET /v1/events?agent=&verdict=&from=&to=&order=&limit=&cursor=&proofs= (read scope)",
+            "tail": "GET /v1/events/tail (Server-Sent Events, read scope)",
+            "stats": "GET /v1/stats?from=&to=&bucket=&group_by=&top= (read scope)",
             "health": "GET /healthz (readiness, with reasons), GET /livez (liveness)",
             "metrics": "GET /metrics (Prometheus)"
         },
@@ -726,6 +737,15 @@ async fn healthz(State(st): Shared) -> Response {
 async fn metrics(State(st): Shared) -> Response {
     let mut out = st.metrics.render();
     st.conn_stats.render("vellum", &mut out);
+    if let Some(idx) = &st.index {
+        use std::fmt::Write;
+        let n = idx.indexed_size();
+        let _ = writeln!(
+            out,
+            "# HELP vellum_indexed_size Entries in the query index.\n# TYPE vellum_indexed_size gauge\nvellum_indexed_size {n}\n# HELP vellum_index_lag_entries Durable entries not yet in the query index.\n# TYPE vellum_index_lag_entries gauge\nvellum_index_lag_entries {}",
+            durable(&st).saturating_sub(n)
+        );
+    }
     if let Some(w) = &st.witnessing {
         crate::tlog::witnessing::render_metrics(&w.metrics, &w.quorum_seconds, &mut out);
     }
@@ -850,10 +870,10 @@ fn entry_index(s: &str) -> Result<u64, ApiError> {
 }
 
 /// A request's query as name/value pairs, or why it does not parse.
-type QueryPairs =
+pub(crate) type QueryPairs =
     Result<axum::extract::Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 
-fn query_pairs(q: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn query_pairs(q: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
     q.map(|axum::extract::Query(p)| p)
         .map_err(|e| ApiError::BadRequest(format!("query: {e}")))
 }

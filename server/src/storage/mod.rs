@@ -120,3 +120,30 @@ pub trait LogStore: Send + Sync + 'static {
     /// Stores a signed checkpoint durably.
     fn put_checkpoint(&self, note: &[u8]) -> Result<(), StoreError>;
 }
+
+/// Calls `f` for each entry in `[from, to)` (which must be durable), in
+/// index order, reading one entry bundle at a time.
+pub fn for_each_entry<E: From<StoreError>>(
+    store: &dyn LogStore,
+    from: u64,
+    to: u64,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    use vellum_spec::tile::{parse_bundle, TILE_WIDTH};
+    let mut n = from / TILE_WIDTH;
+    while n * TILE_WIDTH < to {
+        let base = n * TILE_WIDTH;
+        let width = (to - base).min(TILE_WIDTH) as usize;
+        let data = store.bundle(n, width)?;
+        let entries = parse_bundle(&data)
+            .map_err(|e| StoreError::Corrupt(format!("entry bundle {n}: {e}")))?;
+        for (i, leaf) in entries.iter().enumerate().take(width) {
+            let index = base + i as u64;
+            if index >= from {
+                f(index, leaf)?;
+            }
+        }
+        n += 1;
+    }
+    Ok(())
+}

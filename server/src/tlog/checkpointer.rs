@@ -261,6 +261,11 @@ impl Checkpointer {
             .map_err(|e| StoreError::Backend(format!("signing: {e}")))
     }
 
+    /// The published checkpoint's size, as it changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.published_size.subscribe()
+    }
+
     /// The checkpoint currently published.
     pub fn current(&self) -> Arc<Published> {
         match self.published.read() {

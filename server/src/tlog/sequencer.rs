@@ -93,6 +93,8 @@ pub enum Health {
 pub struct SeqState {
     /// Entries durable and integrated into stored tiles.
     pub durable_size: AtomicU64,
+    /// The same, for async waiters (live tails).
+    pub durable_watch: tokio::sync::watch::Sender<u64>,
     /// 0: ok, 1: retrying, 2: failed; details in `health`.
     state: AtomicU8,
     health: Mutex<Health>,
@@ -102,6 +104,7 @@ impl SeqState {
     fn new(size: u64) -> SeqState {
         SeqState {
             durable_size: AtomicU64::new(size),
+            durable_watch: tokio::sync::watch::channel(size).0,
             state: AtomicU8::new(0),
             health: Mutex::new(Health::Ok),
         }
@@ -237,6 +240,7 @@ fn run(
         match commit(store.as_ref(), &mut edge, &mut clock, &mut jobs, &metrics) {
             Ok(results) => {
                 state.durable_size.store(edge.size(), Ordering::Release);
+                state.durable_watch.send_replace(edge.size());
                 metrics.tree_size.store(edge.size(), Ordering::Relaxed);
                 for (job, res) in jobs.into_iter().zip(results) {
                     metrics
