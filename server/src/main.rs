@@ -50,6 +50,13 @@ enum Cmd {
     },
     /// Append NDJSON events from FILE (or stdin) to a running log.
     Append(cli::append::AppendArgs),
+    /// Query the log's events: filters, time windows, pages; --verify
+    /// checks every row against the signed checkpoint.
+    Query(cli::ask::QueryArgs),
+    /// Print matching events as they are logged (live tail).
+    Tail(cli::ask::TailArgs),
+    /// Counts per time bucket and group, and the top groups.
+    Stats(cli::ask::StatsArgs),
     /// Download an evidence bundle (admin token) to a file.
     Export(cli::export::ExportArgs),
     /// Load-generate against a log and print throughput and latency medians.
@@ -85,6 +92,9 @@ fn main() -> ExitCode {
         Cmd::Token { cmd } => cli::token::run(cmd),
         Cmd::Append(a) => cli::append::run_append(a),
         Cmd::Export(a) => cli::export::run_export(a),
+        Cmd::Query(a) => cli::ask::run_query(a),
+        Cmd::Tail(a) => cli::ask::run_tail(a),
+        Cmd::Stats(a) => cli::ask::run_stats(a),
         Cmd::Bench(a) => cli::bench::run(a),
         Cmd::Soak(a) => cli::soak::run(a),
     };

@@ -54,6 +54,14 @@ pub struct BenchArgs {
     /// Latency samples for append-to-checkpoint [default: 30, or 200 with --full].
     #[arg(long)]
     pub latency_samples: Option<usize>,
+    /// Benchmark the query index instead: realistic cardinalities, the
+    /// query mix, stats, tail delivery, index lag and size, appends with
+    /// and without the indexer.
+    #[arg(long)]
+    pub query: bool,
+    /// Events for --query [default: 1000000, or 10000000 with --full].
+    #[arg(long)]
+    pub query_entries: Option<u64>,
     /// Data directory for the started log [default: a new temporary one].
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -198,6 +206,12 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
 const DISK_PER_ENTRY: u64 = 700;
 
 async fn run_async(mut a: BenchArgs) -> Result<(), String> {
+    if a.query {
+        let n = a
+            .query_entries
+            .unwrap_or(if a.full { 10_000_000 } else { 1_000_000 });
+        return super::bench_query::run(n, a.data.clone()).await;
+    }
     let seconds = a.seconds.unwrap_or(if a.full { 10 } else { 5 });
     let proof_entries = a
         .proof_entries

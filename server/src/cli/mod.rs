@@ -2,7 +2,9 @@
 //! evidence bundles, managing tokens, and the load generators.
 
 pub mod append;
+pub mod ask;
 pub mod bench;
+pub mod bench_query;
 pub mod export;
 pub mod loadgen;
 pub mod soak;

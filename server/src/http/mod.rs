@@ -745,6 +745,11 @@ async fn metrics(State(st): Shared) -> Response {
             "# HELP vellum_indexed_size Entries in the query index.\n# TYPE vellum_indexed_size gauge\nvellum_indexed_size {n}\n# HELP vellum_index_lag_entries Durable entries not yet in the query index.\n# TYPE vellum_index_lag_entries gauge\nvellum_index_lag_entries {}",
             durable(&st).saturating_sub(n)
         );
+        let (bytes, entries) = idx.disk_usage();
+        let _ = writeln!(
+            out,
+            "# HELP vellum_index_bytes Bytes of the written query index segments.\n# TYPE vellum_index_bytes gauge\nvellum_index_bytes {bytes}\n# HELP vellum_index_segment_entries Entries covered by the written segments.\n# TYPE vellum_index_segment_entries gauge\nvellum_index_segment_entries {entries}"
+        );
     }
     if let Some(w) = &st.witnessing {
         crate::tlog::witnessing::render_metrics(&w.metrics, &w.quorum_seconds, &mut out);

@@ -79,9 +79,18 @@ pub async fn events(
             .map(|p| Value::String(idx.cursors.encode(p, &q.filter.canonical())))
             .unwrap_or(Value::Null);
         out.push_str(&format!(
-            "],\"next_cursor\":{next},\"indexed_size\":{},\"checkpoint_size\":{}}}",
+            "],\"next_cursor\":{next},\"indexed_size\":{},\"checkpoint_size\":{}",
             page.indexed, cp.size
         ));
+        if q.proofs {
+            // The signed checkpoint the proofs are against, so a client can
+            // check both without a second request that could see a newer one.
+            out.push_str(&format!(
+                ",\"checkpoint\":{}",
+                Value::String(String::from_utf8_lossy(&cp.note).into_owned())
+            ));
+        }
+        out.push('}');
         Ok(out)
     })
     .await

@@ -113,9 +113,6 @@ pub struct EventFields<'a> {
     /// `risk`, 0–100.
     #[serde(default)]
     pub risk: Option<u8>,
-    /// `seq`.
-    #[serde(default)]
-    pub seq: Option<u64>,
 }
 
 impl<'a> EventFields<'a> {
@@ -166,10 +163,7 @@ mod tests {
         assert_eq!(f.get(Field::Agent), Some("aé"));
         assert_eq!(f.get(Field::Verdict), Some("deny"));
         assert_eq!(f.get(Field::Rule), None);
-        assert_eq!(
-            (f.risk, f.seq, f.event_id()),
-            (Some(80), Some(3), Some("e1"))
-        );
+        assert_eq!((f.risk, f.event_id()), (Some(80), Some("e1")));
         assert_eq!(f.logged_at_ms(), 1_781_964_451_120);
         for field in Field::ALL {
             assert_eq!(Field::parse(field.name()), Some(field));

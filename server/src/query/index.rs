@@ -306,11 +306,13 @@ impl Index {
     fn block_time(&self, b: u64, cache: &mut HashMap<u64, Vec<i64>>) -> Result<i64, QueryError> {
         let per = SEGMENT_EVENTS / TIME_BLOCK;
         let k = b / per;
-        if !cache.contains_key(&k) {
-            let times = self.with_view(k, |v| Ok(v.block_times()?))?;
-            cache.insert(k, times);
-        }
-        cache[&k]
+        let times = match cache.entry(k) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(self.with_view(k, |v| Ok(v.block_times()?))?)
+            }
+        };
+        times
             .get((b % per) as usize)
             .copied()
             .ok_or_else(|| SegmentError::Corrupt("time block beyond the segment".into()).into())

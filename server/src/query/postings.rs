@@ -72,7 +72,9 @@ pub struct Postings {
 impl Postings {
     /// Wraps encoded bytes, checking the skip table's shape.
     pub fn new(data: Vec<u8>, skips: Vec<u8>, len: usize) -> Result<Postings, Corrupt> {
-        if skips.len() % SKIP_BYTES != 0 || skips.len() / SKIP_BYTES != len.div_ceil(BLOCK) {
+        if !skips.len().is_multiple_of(SKIP_BYTES)
+            || skips.len() / SKIP_BYTES != len.div_ceil(BLOCK)
+        {
             return Err(Corrupt("skip table does not match the length"));
         }
         Ok(Postings { data, skips, len })
@@ -141,6 +143,7 @@ impl Postings {
     }
 
     /// Every position, in order.
+    #[cfg(test)]
     pub fn to_vec(&self) -> Result<Vec<u32>, Corrupt> {
         let mut out = Vec::with_capacity(self.len);
         let mut buf = Vec::with_capacity(BLOCK);

@@ -148,16 +148,6 @@ impl Builder {
         self.number
     }
 
-    /// Global index of the first entry.
-    pub fn base(&self) -> u64 {
-        self.number * SEGMENT_EVENTS
-    }
-
-    /// Entries added.
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
     /// True once it holds [`SEGMENT_EVENTS`] entries.
     pub fn is_full(&self) -> bool {
         self.count as u64 == SEGMENT_EVENTS
@@ -177,7 +167,7 @@ impl Builder {
         }
         let ms = e.logged_at_ms().max(self.last_ms);
         self.last_ms = ms;
-        if pos as u64 % TIME_BLOCK == 0 {
+        if (pos as u64).is_multiple_of(TIME_BLOCK) {
             self.block_times.push(ms);
         }
         let m = minute_of(ms);
@@ -361,7 +351,6 @@ struct SlotTable {
 /// A written segment, read with positioned reads.
 pub struct Segment {
     file: File,
-    number: u64,
     len: u64,
     slots: Vec<SlotTable>,
     /// Section starts in file order, to bound each section's length.
@@ -374,7 +363,6 @@ pub struct Segment {
 
 /// A dictionary hit: a value's posting list and its id.
 struct Record {
-    id: u32,
     count: u32,
     data_off: u32,
     data_len: u32,
@@ -444,7 +432,6 @@ impl Segment {
         }
         Ok(Segment {
             file,
-            number,
             len,
             slots,
             bounds,
@@ -453,11 +440,6 @@ impl Segment {
             minutes,
             aggregates,
         })
-    }
-
-    /// The segment number.
-    pub fn number(&self) -> u64 {
-        self.number
     }
 
     fn read(&self, at: u64, n: usize) -> Result<Vec<u8>, SegmentError> {
@@ -509,7 +491,6 @@ impl Segment {
                 }
                 if rh == h {
                     let record = Record {
-                        id: le_u32(r, 8),
                         count: le_u32(r, 12),
                         data_off: le_u32(r, 16),
                         data_len: le_u32(r, 20),
@@ -549,11 +530,6 @@ impl Segment {
             (r.count as usize).div_ceil(super::postings::BLOCK) * SKIP_BYTES,
         )?;
         Ok(Some(Postings::new(data, skips, r.count as usize)?))
-    }
-
-    /// The id of `value` in a group field's column, if present.
-    pub fn group_id(&self, f: Field, value: &str) -> Result<Option<u32>, SegmentError> {
-        Ok(self.find(Slot::Field(f), value)?.map(|r| r.id))
     }
 
     /// Every (id, name) of field `f`, from one read of its names section
@@ -633,7 +609,7 @@ impl Segment {
 
     /// Per minute (in [`Segment::minutes`] order), the (id, count) pairs of
     /// group field number `g`.
-    pub fn aggregates(&self, g: usize) -> Result<Vec<Vec<(u32, u32)>>, SegmentError> {
+    pub fn aggregates(&self, g: usize) -> Result<MinuteCounts, SegmentError> {
         let minutes = self.minutes()?.len();
         let end = self.len - 32;
         let raw = self.read(self.aggregates, (end - self.aggregates) as usize)?;
@@ -666,10 +642,11 @@ impl Segment {
     }
 }
 
+/// Per minute, the (id, count) pairs of one group field.
+pub type MinuteCounts = Vec<Vec<(u32, u32)>>;
+
 /// What queries and stats need from a segment, written or in memory.
 pub trait View {
-    /// Global index of the first entry.
-    fn base(&self) -> u64;
     /// Entries it holds.
     fn count(&self) -> u32;
     /// The posting list of `value` in `slot`.
@@ -678,20 +655,15 @@ pub trait View {
     fn column(&self, g: usize, from: u32, to: u32) -> Result<Vec<u32>, SegmentError>;
     /// Id → name of field `f`.
     fn names(&self, f: Field) -> Result<HashMap<u32, String>, SegmentError>;
-    /// Id of a value of field `f`.
-    fn group_id(&self, f: Field, value: &str) -> Result<Option<u32>, SegmentError>;
     /// Block times.
     fn block_times(&self) -> Result<Vec<i64>, SegmentError>;
     /// Minute boundaries.
     fn minutes(&self) -> Result<Vec<(i64, u32)>, SegmentError>;
     /// Per-minute counts of group field `g`, or `None` to count from the column.
-    fn aggregates(&self, g: usize) -> Result<Option<Vec<Vec<(u32, u32)>>>, SegmentError>;
+    fn aggregates(&self, g: usize) -> Result<Option<MinuteCounts>, SegmentError>;
 }
 
 impl View for Segment {
-    fn base(&self) -> u64 {
-        self.number * SEGMENT_EVENTS
-    }
     fn count(&self) -> u32 {
         SEGMENT_EVENTS as u32
     }
@@ -704,24 +676,18 @@ impl View for Segment {
     fn names(&self, f: Field) -> Result<HashMap<u32, String>, SegmentError> {
         Segment::names(self, f)
     }
-    fn group_id(&self, f: Field, value: &str) -> Result<Option<u32>, SegmentError> {
-        Segment::group_id(self, f, value)
-    }
     fn block_times(&self) -> Result<Vec<i64>, SegmentError> {
         Segment::block_times(self)
     }
     fn minutes(&self) -> Result<Vec<(i64, u32)>, SegmentError> {
         Segment::minutes(self)
     }
-    fn aggregates(&self, g: usize) -> Result<Option<Vec<Vec<(u32, u32)>>>, SegmentError> {
+    fn aggregates(&self, g: usize) -> Result<Option<MinuteCounts>, SegmentError> {
         Segment::aggregates(self, g).map(Some)
     }
 }
 
 impl View for Builder {
-    fn base(&self) -> u64 {
-        Builder::base(self)
-    }
     fn count(&self) -> u32 {
         self.count
     }
@@ -744,9 +710,6 @@ impl View for Builder {
             .enumerate()
             .map(|(i, n)| (i as u32, n.clone()))
             .collect())
-    }
-    fn group_id(&self, f: Field, value: &str) -> Result<Option<u32>, SegmentError> {
-        Ok(self.slots[f.slot()].ids.get(value).copied())
     }
     fn block_times(&self) -> Result<Vec<i64>, SegmentError> {
         Ok(self.block_times.clone())
@@ -811,8 +774,7 @@ mod tests {
         assert_eq!(View::block_times(&b).unwrap(), s.block_times().unwrap());
         let names = s.names(Field::Agent).unwrap();
         assert_eq!(names.len(), 300);
-        let id = s.group_id(Field::Agent, "agent-5").unwrap().unwrap();
-        assert_eq!(names[&id], "agent-5");
+        assert!(names.values().any(|n| n == "agent-5"));
         let agg = s.aggregates(g).unwrap();
         let total: u32 = agg.iter().flatten().map(|(_, n)| n).sum();
         assert_eq!(total as u64, SEGMENT_EVENTS);
