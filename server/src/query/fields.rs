@@ -117,8 +117,18 @@ pub struct EventFields<'a> {
 
 impl<'a> EventFields<'a> {
     /// Reads the fields of a leaf (canonical JSON of a valid event); other
-    /// members are skipped.
+    /// members are skipped. A one-pass scan of the top-level members, with
+    /// serde_json as the fallback for anything it does not expect.
     pub fn parse(leaf: &'a [u8]) -> Result<EventFields<'a>, serde_json::Error> {
+        match scan(leaf) {
+            Some(f) => Ok(f),
+            None => serde_json::from_slice(leaf),
+        }
+    }
+
+    /// The same through serde_json alone (the reference for [`scan`]).
+    #[cfg(test)]
+    pub fn parse_slow(leaf: &'a [u8]) -> Result<EventFields<'a>, serde_json::Error> {
         serde_json::from_slice(leaf)
     }
 
@@ -152,6 +162,135 @@ impl<'a> EventFields<'a> {
     }
 }
 
+/// The end of the JSON string whose opening quote is at `i` (index of the
+/// closing quote), and whether it holds an escape.
+fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    let mut j = i + 1;
+    let mut esc = false;
+    loop {
+        match *b.get(j)? {
+            b'"' => return Some((j, esc)),
+            b'\\' => {
+                esc = true;
+                j += 2;
+            }
+            _ => j += 1,
+        }
+    }
+}
+
+/// The end (exclusive) of the JSON value starting at `i`.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => string_end(b, i).map(|(e, _)| e + 1),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match *b.get(j)? {
+                    b'"' => {
+                        j = string_end(b, j)?.0 + 1;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']') {
+                j += 1;
+            }
+            Some(j)
+        }
+    }
+}
+
+/// A string value's text: borrowed, or decoded if it has escapes.
+fn text(b: &[u8], i: usize) -> Option<(Cow<'_, str>, usize)> {
+    if *b.get(i)? != b'"' {
+        return None;
+    }
+    let (end, esc) = string_end(b, i)?;
+    let raw = std::str::from_utf8(&b[i + 1..end]).ok()?;
+    let t = if esc {
+        Cow::Owned(serde_json::from_str::<String>(&format!("\"{raw}\"")).ok()?)
+    } else {
+        Cow::Borrowed(raw)
+    };
+    Some((t, end + 1))
+}
+
+/// One pass over the members of a canonical leaf (no whitespace): the
+/// fields of interest read, every other value skipped. `None` on anything
+/// unexpected; the caller then asks serde_json.
+fn scan(b: &[u8]) -> Option<EventFields<'_>> {
+    let mut f = EventFields::default();
+    if *b.first()? != b'{' {
+        return None;
+    }
+    let mut i = 1;
+    if b.get(i) == Some(&b'}') {
+        return (i + 1 == b.len()).then_some(f);
+    }
+    loop {
+        if *b.get(i)? != b'"' {
+            return None;
+        }
+        let (kend, kesc) = string_end(b, i)?;
+        if kesc {
+            return None;
+        }
+        let key = &b[i + 1..kend];
+        i = kend + 1;
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        i += 1;
+        let slot: Option<&mut Option<Cow<'_, str>>> = match key {
+            b"agent" => Some(&mut f.agent),
+            b"principal" => Some(&mut f.principal),
+            b"owner" => Some(&mut f.owner),
+            b"session" => Some(&mut f.session),
+            b"tool" => Some(&mut f.tool),
+            b"target" => Some(&mut f.target),
+            b"verdict" => Some(&mut f.verdict),
+            b"rule" => Some(&mut f.rule),
+            b"provenance" => Some(&mut f.provenance),
+            b"gateway" => Some(&mut f.gateway),
+            b"event_id" => Some(&mut f.event_id),
+            b"logged_at" => Some(&mut f.logged_at),
+            _ => None,
+        };
+        match slot {
+            Some(slot) => {
+                let (t, end) = text(b, i)?;
+                *slot = Some(t);
+                i = end;
+            }
+            None if key == b"risk" => {
+                let end = value_end(b, i)?;
+                f.risk = Some(std::str::from_utf8(&b[i..end]).ok()?.parse().ok()?);
+                i = end;
+            }
+            None => i = value_end(b, i)?,
+        }
+        match *b.get(i)? {
+            b',' => i += 1,
+            b'}' => return (i + 1 == b.len()).then_some(f),
+            _ => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +306,43 @@ mod tests {
         assert_eq!(f.logged_at_ms(), 1_781_964_451_120);
         for field in Field::ALL {
             assert_eq!(Field::parse(field.name()), Some(field));
+        }
+    }
+
+    #[test]
+    fn the_scan_agrees_with_serde() {
+        let leaves: [&[u8]; 6] = [
+            br#"{"agent":"a\"b\\c","args":{"q":"}{\"","n":[1,{"x":"]"}]},"event_id":"e","gateway":"g","logged_at":"2026-06-20T14:07:31.120Z","owner":"o","principal":"p","result":{"error":"x","status":500},"risk":0,"rule":"r","session":"s","target":"t","tool":"t","ts":"2026-06-20T14:07:31Z","verdict":"allow"}"#,
+            br#"{"agent":"\u00e9t\u00e9","risk":100,"verdict":"deny"}"#,
+            br#"{}"#,
+            br#"{"attrs":{},"agent":"a"}"#,
+            br#"{"risk":7}"#,
+            br#"{"a":"x" }"#,
+        ];
+        for l in leaves {
+            let slow = EventFields::parse_slow(l).ok();
+            let fast = scan(l);
+            match (slow, fast) {
+                (Some(s), Some(f)) => {
+                    for field in Field::ALL {
+                        assert_eq!(
+                            s.get(field),
+                            f.get(field),
+                            "{field:?} in {}",
+                            String::from_utf8_lossy(l)
+                        );
+                    }
+                    assert_eq!(
+                        (s.risk, s.event_id(), s.logged_at_ms()),
+                        (f.risk, f.event_id(), f.logged_at_ms())
+                    );
+                }
+                (_, None) => {} // falls back to serde
+                (None, Some(_)) => panic!(
+                    "scan accepted what serde refuses: {}",
+                    String::from_utf8_lossy(l)
+                ),
+            }
         }
     }
 }

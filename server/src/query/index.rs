@@ -249,7 +249,8 @@ impl Index {
                             new_gateways.push(g.to_string());
                         }
                     }
-                    mem.add(&f);
+                    let offset = (leaf.as_ptr() as usize - data.as_ptr() as usize - 2) as u32;
+                    mem.add(&f, offset);
                     next = index + 1;
                 }
                 self.indexed.store(next, Ordering::Release);
@@ -393,7 +394,8 @@ impl Index {
             Dir::Asc => (wlo.max(pos.next), whi),
         };
         let (found, next) = if q.filter.event_ids.is_empty() {
-            self.scan(&q.filter, lo, hi, q.dir, q.limit)?
+            let (found, next) = self.scan(&q.filter, lo, hi, q.dir, q.limit)?;
+            (found, next)
         } else {
             let mut found = self.by_event_id(&q.filter, lo, hi, q.dir);
             let mut next = None;
@@ -405,9 +407,10 @@ impl Index {
                     Dir::Asc => last + 1,
                 });
             }
+            let found: Vec<(u64, u32)> = found.into_iter().map(|i| (i, u32::MAX)).collect();
             (found, next)
         };
-        let mut entries = read_entries(self.store.as_ref(), &found)?;
+        let mut entries = self.read_found(&found)?;
         // The index is exact; checking each event again costs little and
         // keeps a damaged segment from returning a wrong row.
         entries.retain(|(i, leaf)| {
@@ -441,9 +444,9 @@ impl Index {
         hi: u64,
         dir: Dir,
         limit: usize,
-    ) -> Result<(Vec<u64>, Option<u64>), QueryError> {
+    ) -> Result<(Vec<(u64, u32)>, Option<u64>), QueryError> {
         let plan = f.plan();
-        let mut out: Vec<u64> = Vec::with_capacity(limit);
+        let mut out: Vec<(u64, u32)> = Vec::with_capacity(limit);
         if lo >= hi {
             return Ok((out, None));
         }
@@ -469,18 +472,20 @@ impl Index {
             let want = limit - out.len();
             let got = self.with_view(k, |v| {
                 let h = h.min(v.count());
-                let mut got = Vec::new();
+                let mut pos = Vec::new();
                 if let Some(lists) = exec::lists(v, &plan)? {
                     exec::walk(&lists, l, h, dir, |p| {
-                        got.push(base + p as u64);
-                        got.len() < want
+                        pos.push(p);
+                        pos.len() < want
                     })?;
                 }
-                Ok(got)
+                pos.into_iter()
+                    .map(|p| Ok((base + p as u64, v.offset(p)?)))
+                    .collect::<Result<Vec<_>, QueryError>>()
             })?;
             out.extend(got);
             if out.len() == limit {
-                let last = *out.last().expect("limit is at least 1");
+                let last = out.last().expect("limit is at least 1").0;
                 let next = match dir {
                     Dir::Desc => (last > lo).then_some(last),
                     Dir::Asc => (last + 1 < hi).then_some(last + 1),
@@ -489,6 +494,42 @@ impl Index {
             }
         }
         Ok((out, None))
+    }
+
+    /// The leaves of `found` (index, bundle offset or `u32::MAX` if none is
+    /// known): one positioned read each, checked against the entry's hash
+    /// in its level-0 tile (a stale offset would be caught there, and the
+    /// entry read the slow way).
+    fn read_found(&self, found: &[(u64, u32)]) -> Result<Vec<(u64, Vec<u8>)>, QueryError> {
+        let mut out = Vec::with_capacity(found.len());
+        let mut slow = Vec::new();
+        for (n, &(i, off)) in found.iter().enumerate() {
+            if off == u32::MAX {
+                slow.push(n);
+                out.push((i, Vec::new()));
+                continue;
+            }
+            let leaf = self.store.entry_at(i, off)?.unwrap_or_default();
+            let want = self
+                .store
+                .tile_hashes(0, i / TILE_WIDTH, (i % TILE_WIDTH) as usize, 1, false)?
+                .unwrap_or_default();
+            if vellum_spec::hash::leaf_hash(&leaf).0[..] != want[..] {
+                tracing::error!(
+                    index = i,
+                    "index offset does not lead to the entry; reading it from its bundle"
+                );
+                slow.push(n);
+            }
+            out.push((i, leaf));
+        }
+        if !slow.is_empty() {
+            let idx: Vec<u64> = slow.iter().map(|n| found[*n].0).collect();
+            for (k, (_, leaf)) in slow.iter().zip(read_entries(self.store.as_ref(), &idx)?) {
+                out[*k].1 = leaf;
+            }
+        }
+        Ok(out)
     }
 
     /// Entries with one of the filter's `event_id`s, through the dedup

@@ -30,7 +30,7 @@ pub const SEGMENT_EVENTS: u64 = 1 << 16;
 /// Events per time block (one entry bundle).
 pub const TIME_BLOCK: u64 = 256;
 
-const MAGIC: &[u8; 8] = b"VLMSEG1\n";
+const MAGIC: &[u8; 8] = b"VLMSEG2\n";
 /// Dictionary records per fence step.
 const FENCE: usize = 128;
 /// Bytes of a dictionary record.
@@ -70,6 +70,9 @@ impl Slot {
     }
 }
 
+/// Position of `verdict` in [`Field::GROUPS`].
+pub const VERDICT_GROUP: usize = 0;
+
 /// Position in [`Field::GROUPS`] of a group field.
 pub fn group_index(f: Field) -> Option<usize> {
     Field::GROUPS.iter().position(|g| *g == f)
@@ -91,9 +94,35 @@ pub fn minute_of(ms: i64) -> i64 {
     ms.div_euclid(60_000)
 }
 
+/// FNV-1a as a `Hasher`: the builder hashes every field of every event,
+/// and SipHash's resistance to chosen keys buys nothing for values the
+/// log already accepted (a colliding value only costs a comparison).
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf29ce484222325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 #[derive(Default)]
 struct SlotBuild {
-    ids: HashMap<String, u32>,
+    ids: FnvMap<String, u32>,
     names: Vec<String>,
     postings: Vec<Vec<u32>>,
 }
@@ -126,6 +155,8 @@ pub struct Builder {
     columns: Vec<Vec<u32>>,
     block_times: Vec<i64>,
     minutes: Vec<(i64, u32)>,
+    /// Byte offset of each entry in its entry bundle.
+    offsets: Vec<u32>,
     last_ms: i64,
 }
 
@@ -139,6 +170,7 @@ impl Builder {
             columns: vec![Vec::new(); Field::GROUPS.len()],
             block_times: Vec::new(),
             minutes: Vec::new(),
+            offsets: Vec::new(),
             last_ms: i64::MIN,
         }
     }
@@ -153,9 +185,11 @@ impl Builder {
         self.count as u64 == SEGMENT_EVENTS
     }
 
-    /// Adds the next entry's fields.
-    pub fn add(&mut self, e: &EventFields) {
+    /// Adds the next entry's fields; `offset` is where its length prefix
+    /// starts in its entry bundle.
+    pub fn add(&mut self, e: &EventFields, offset: u32) {
         let pos = self.count;
+        self.offsets.push(offset);
         for f in Field::ALL {
             let id = e.get(f).map(|v| self.slots[f.slot()].add(v, pos));
             if let Some(g) = group_index(f) {
@@ -200,7 +234,7 @@ impl Builder {
         // Section table, patched below: per slot 8 u64 offsets/lengths,
         // then columns, block times, minutes, aggregates.
         let table_at = out.len();
-        let table_len = (Slot::ALL.len() * 6 + Field::GROUPS.len() + 3) * 8;
+        let table_len = (Slot::ALL.len() * 6 + Field::GROUPS.len() + 4) * 8;
         out.resize(out.len() + table_len, 0);
         let mut table: Vec<u64> = Vec::new();
         for s in &self.slots {
@@ -267,6 +301,10 @@ impl Builder {
             }
         }
         table.push(out.len() as u64);
+        for o in &self.offsets {
+            out.extend_from_slice(&o.to_le_bytes());
+        }
+        table.push(out.len() as u64);
         out.extend_from_slice(&(self.block_times.len() as u32).to_le_bytes());
         for t in &self.block_times {
             out.extend_from_slice(&t.to_le_bytes());
@@ -277,22 +315,26 @@ impl Builder {
             out.extend_from_slice(&m.to_le_bytes());
             out.extend_from_slice(&p.to_le_bytes());
         }
-        // Per minute, per group field: (id, count) pairs.
+        // Per minute, per group field: (id, verdict id, count), so that
+        // stats filtered by verdict alone ("top agents by denials") come
+        // from these counts too.
         table.push(out.len() as u64);
+        let verdicts = &self.columns[VERDICT_GROUP];
         for (i, _) in self.minutes.iter().enumerate() {
             let (from, to) = self.minute_range(i);
             for c in &self.columns {
-                let mut counts: HashMap<u32, u32> = HashMap::new();
-                for &v in &c[from as usize..to as usize] {
-                    if v != NONE {
-                        *counts.entry(v).or_insert(0) += 1;
+                let mut counts: HashMap<(u32, u32), u32> = HashMap::new();
+                for p in from as usize..to as usize {
+                    if c[p] != NONE {
+                        *counts.entry((c[p], verdicts[p])).or_insert(0) += 1;
                     }
                 }
-                let mut pairs: Vec<(u32, u32)> = counts.into_iter().collect();
-                pairs.sort_unstable();
-                out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-                for (id, n) in pairs {
+                let mut rows: Vec<((u32, u32), u32)> = counts.into_iter().collect();
+                rows.sort_unstable();
+                out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+                for ((id, v), n) in rows {
                     out.extend_from_slice(&id.to_le_bytes());
+                    out.extend_from_slice(&v.to_le_bytes());
                     out.extend_from_slice(&n.to_le_bytes());
                 }
             }
@@ -356,6 +398,7 @@ pub struct Segment {
     /// Section starts in file order, to bound each section's length.
     bounds: Vec<u64>,
     columns: Vec<u64>,
+    offsets: u64,
     block_times: u64,
     minutes: u64,
     aggregates: u64,
@@ -385,7 +428,7 @@ impl Segment {
     pub fn open(dir: &Path, number: u64, verify: bool) -> Result<Segment, SegmentError> {
         let file = File::open(segment_path(dir, number))?;
         let len = file.metadata()?.len();
-        let head_len = 8 + 8 + 4 + ((Slot::ALL.len() * 6 + Field::GROUPS.len() + 3) * 8) as u64;
+        let head_len = 8 + 8 + 4 + ((Slot::ALL.len() * 6 + Field::GROUPS.len() + 4) * 8) as u64;
         if len < head_len + 32 {
             return Err(corrupt("shorter than its header"));
         }
@@ -425,8 +468,8 @@ impl Segment {
         let columns: Vec<u64> = (0..Field::GROUPS.len()).map(|g| t(i + g)).collect();
         i += Field::GROUPS.len();
         bounds.extend(&columns);
-        let (block_times, minutes, aggregates) = (t(i), t(i + 1), t(i + 2));
-        bounds.extend([block_times, minutes, aggregates, len - 32]);
+        let (offsets, block_times, minutes, aggregates) = (t(i), t(i + 1), t(i + 2), t(i + 3));
+        bounds.extend([offsets, block_times, minutes, aggregates, len - 32]);
         if bounds.windows(2).any(|w| w[0] > w[1]) || bounds[0] < head_len {
             return Err(corrupt("sections out of order"));
         }
@@ -436,6 +479,7 @@ impl Segment {
             slots,
             bounds,
             columns,
+            offsets,
             block_times,
             minutes,
             aggregates,
@@ -591,6 +635,14 @@ impl Segment {
             .collect())
     }
 
+    /// Bundle byte offset of the entry at `pos`.
+    pub fn offset(&self, pos: u32) -> Result<u32, SegmentError> {
+        if pos as u64 >= SEGMENT_EVENTS {
+            return Err(corrupt("offset beyond the segment"));
+        }
+        Ok(le_u32(&self.read(self.offsets + pos as u64 * 4, 4)?, 0))
+    }
+
     /// `logged_at` (ms) of every [`TIME_BLOCK`]-th entry.
     pub fn block_times(&self) -> Result<Vec<i64>, SegmentError> {
         let n = le_u32(&self.read(self.block_times, 4)?, 0) as usize;
@@ -607,8 +659,8 @@ impl Segment {
             .collect())
     }
 
-    /// Per minute (in [`Segment::minutes`] order), the (id, count) pairs of
-    /// group field number `g`.
+    /// Per minute (in [`Segment::minutes`] order), the (id, verdict id,
+    /// count) rows of group field number `g`.
     pub fn aggregates(&self, g: usize) -> Result<MinuteCounts, SegmentError> {
         let minutes = self.minutes()?.len();
         let end = self.len - 32;
@@ -627,12 +679,12 @@ impl Segment {
             for gi in 0..Field::GROUPS.len() {
                 let s = take(&mut at, 4)?;
                 let n = le_u32(&raw, s) as usize;
-                let s = take(&mut at, n * 8)?;
+                let s = take(&mut at, n * 12)?;
                 if gi == g {
                     out.push(
-                        raw[s..s + n * 8]
-                            .chunks(8)
-                            .map(|c| (le_u32(c, 0), le_u32(c, 4)))
+                        raw[s..s + n * 12]
+                            .chunks(12)
+                            .map(|c| (le_u32(c, 0), le_u32(c, 4), le_u32(c, 8)))
                             .collect(),
                     );
                 }
@@ -642,8 +694,8 @@ impl Segment {
     }
 }
 
-/// Per minute, the (id, count) pairs of one group field.
-pub type MinuteCounts = Vec<Vec<(u32, u32)>>;
+/// Per minute, the (id, verdict id, count) rows of one group field.
+pub type MinuteCounts = Vec<Vec<(u32, u32, u32)>>;
 
 /// What queries and stats need from a segment, written or in memory.
 pub trait View {
@@ -655,6 +707,8 @@ pub trait View {
     fn column(&self, g: usize, from: u32, to: u32) -> Result<Vec<u32>, SegmentError>;
     /// Id → name of field `f`.
     fn names(&self, f: Field) -> Result<HashMap<u32, String>, SegmentError>;
+    /// Bundle byte offset of the entry at `pos`.
+    fn offset(&self, pos: u32) -> Result<u32, SegmentError>;
     /// Block times.
     fn block_times(&self) -> Result<Vec<i64>, SegmentError>;
     /// Minute boundaries.
@@ -675,6 +729,9 @@ impl View for Segment {
     }
     fn names(&self, f: Field) -> Result<HashMap<u32, String>, SegmentError> {
         Segment::names(self, f)
+    }
+    fn offset(&self, pos: u32) -> Result<u32, SegmentError> {
+        Segment::offset(self, pos)
     }
     fn block_times(&self) -> Result<Vec<i64>, SegmentError> {
         Segment::block_times(self)
@@ -711,13 +768,19 @@ impl View for Builder {
             .map(|(i, n)| (i as u32, n.clone()))
             .collect())
     }
+    fn offset(&self, pos: u32) -> Result<u32, SegmentError> {
+        self.offsets
+            .get(pos as usize)
+            .copied()
+            .ok_or_else(|| corrupt("offset beyond the segment"))
+    }
     fn block_times(&self) -> Result<Vec<i64>, SegmentError> {
         Ok(self.block_times.clone())
     }
     fn minutes(&self) -> Result<Vec<(i64, u32)>, SegmentError> {
         Ok(self.minutes.clone())
     }
-    fn aggregates(&self, _g: usize) -> Result<Option<Vec<Vec<(u32, u32)>>>, SegmentError> {
+    fn aggregates(&self, _g: usize) -> Result<Option<MinuteCounts>, SegmentError> {
         Ok(None)
     }
 }
@@ -747,7 +810,7 @@ mod tests {
         let mut b = Builder::new(3);
         for i in 0..SEGMENT_EVENTS as u32 {
             let l = leaf(i);
-            b.add(&EventFields::parse(l.as_bytes()).unwrap());
+            b.add(&EventFields::parse(l.as_bytes()).unwrap(), i * 7);
         }
         assert!(b.is_full());
         b.write(&dir).unwrap();
@@ -772,11 +835,12 @@ mod tests {
         );
         assert_eq!(View::minutes(&b).unwrap(), s.minutes().unwrap());
         assert_eq!(View::block_times(&b).unwrap(), s.block_times().unwrap());
+        assert_eq!(s.offset(1234).unwrap(), 1234 * 7);
         let names = s.names(Field::Agent).unwrap();
         assert_eq!(names.len(), 300);
         assert!(names.values().any(|n| n == "agent-5"));
         let agg = s.aggregates(g).unwrap();
-        let total: u32 = agg.iter().flatten().map(|(_, n)| n).sum();
+        let total: u32 = agg.iter().flatten().map(|(_, _, n)| n).sum();
         assert_eq!(total as u64, SEGMENT_EVENTS);
         // A flipped byte fails the checksum.
         let p = segment_path(&dir, 3);

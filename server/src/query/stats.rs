@@ -8,9 +8,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::exec::{self, Dir};
+use super::fields::Field;
 use super::index::{Index, QueryError};
 use super::params::StatsQuery;
-use super::segment::{group_index, SEGMENT_EVENTS};
+use super::segment::{group_index, SEGMENT_EVENTS, VERDICT_GROUP};
 
 /// One time bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,12 @@ impl Index {
             }
         } else if lo < hi {
             let plan = q.filter.plan();
+            // Filtered by verdict alone: the per-minute counts still answer.
+            let by_verdict: Option<&std::collections::BTreeSet<String>> =
+                match q.filter.fields.as_slice() {
+                    [(Field::Verdict, vs)] if q.filter.risk.is_none() => Some(vs),
+                    _ => None,
+                };
             for k in lo / SEGMENT_EVENTS..=(hi - 1) / SEGMENT_EVENTS {
                 let base = k * SEGMENT_EVENTS;
                 let (l, h) = (
@@ -98,8 +105,20 @@ impl Index {
                     let names = v.names(q.group_by)?;
                     let name = |id: u32| names.get(&id).cloned();
                     let end_of = |i: usize| minutes.get(i + 1).map(|m| m.1).unwrap_or(v.count());
-                    if plan.is_empty() {
+                    if plan.is_empty() || by_verdict.is_some() {
                         let aggs = v.aggregates(g)?;
+                        let verdict_names = v.names(Field::Verdict)?;
+                        let verdict_ok = |vid: u32| match by_verdict {
+                            None => true,
+                            Some(vs) => verdict_names.get(&vid).is_some_and(|n| vs.contains(n)),
+                        };
+                        let vcol_for = |a: u32, b: u32| -> Result<Vec<u32>, QueryError> {
+                            Ok(if by_verdict.is_some() {
+                                v.column(VERDICT_GROUP, a, b)?
+                            } else {
+                                Vec::new()
+                            })
+                        };
                         for (i, &(m, p0)) in minutes.iter().enumerate() {
                             let p1 = end_of(i);
                             let (a, b) = (p0.max(l), p1.min(h));
@@ -113,25 +132,42 @@ impl Index {
                                             "aggregates short".into(),
                                         )
                                     })?;
+                                    let total = if by_verdict.is_some() {
+                                        // Events of the allowed verdicts, with
+                                        // or without the group field.
+                                        let vc = v.column(VERDICT_GROUP, a, b)?;
+                                        vc.iter().filter(|vid| verdict_ok(**vid)).count() as u64
+                                    } else {
+                                        (b - a) as u64
+                                    };
                                     add(
                                         m,
-                                        (b - a) as u64,
-                                        &mut row.iter().filter_map(|(id, n)| {
-                                            name(*id).map(|s| (s, *n as u64))
-                                        }),
+                                        total,
+                                        &mut row
+                                            .iter()
+                                            .filter(|(_, vid, _)| verdict_ok(*vid))
+                                            .filter_map(|(id, _, n)| {
+                                                name(*id).map(|s| (s, *n as u64))
+                                            }),
                                     );
                                 }
                                 _ => {
                                     let col = v.column(g, a, b)?;
+                                    let vcol = vcol_for(a, b)?;
                                     let mut c: HashMap<u32, u64> = HashMap::new();
-                                    for id in col {
+                                    let mut total = 0u64;
+                                    for (k, id) in col.into_iter().enumerate() {
+                                        if by_verdict.is_some() && !verdict_ok(vcol[k]) {
+                                            continue;
+                                        }
+                                        total += 1;
                                         if id != super::segment::NONE {
                                             *c.entry(id).or_insert(0) += 1;
                                         }
                                     }
                                     add(
                                         m,
-                                        (b - a) as u64,
+                                        total,
                                         &mut c
                                             .into_iter()
                                             .filter_map(|(id, n)| name(id).map(|s| (s, n))),

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use vellum_spec::tile::{encode_index, parse_bundle, TILE_WIDTH};
@@ -119,6 +120,28 @@ impl BundleFiles {
         Ok(data)
     }
 
+    /// The entry whose 2-byte length starts at byte `offset` of bundle `n`
+    /// (an offset the caller kept, e.g. the query index): one read in the
+    /// common case, instead of reading the bundle up to the entry.
+    pub fn entry_at(&self, n: u64, offset: u32) -> io::Result<Vec<u8>> {
+        let f = File::open(self.path(n))?;
+        let mut buf = vec![0u8; 4096];
+        let got = read_some_at(&f, &mut buf, offset as u64)?;
+        if got < 2 {
+            return Err(corrupt(format!("bundle {n}: no entry at byte {offset}")));
+        }
+        let len = u16::from_be_bytes([buf[0], buf[1]]) as usize;
+        if got >= 2 + len {
+            buf.truncate(2 + len);
+            buf.drain(..2);
+            return Ok(buf);
+        }
+        let mut out = vec![0u8; len];
+        out[..got - 2].copy_from_slice(&buf[2..got]);
+        f.read_exact_at(&mut out[got - 2..], offset as u64 + got as u64)?;
+        Ok(out)
+    }
+
     /// Entry `index`'s bytes.
     pub fn entry(&self, index: u64) -> io::Result<Vec<u8>> {
         let k = (index % TILE_WIDTH) as usize;
@@ -129,6 +152,18 @@ impl BundleFiles {
             .map(|e| e.to_vec())
             .ok_or_else(|| corrupt(format!("entry {index} missing")))
     }
+}
+
+/// Reads up to `buf.len()` bytes at `at`, fewer only at the end of the file.
+fn read_some_at(f: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read_at(&mut buf[got..], at + got as u64)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
 }
 
 /// Byte length of the first `w` entries of a bundle, if it has that many.
@@ -162,6 +197,9 @@ mod tests {
         b.append(&entries(0, 200)).unwrap();
         b.append(&entries(200, 600)).unwrap();
         assert_eq!(b.entry(599).unwrap(), b"entry-599");
+        let full = std::fs::read(dir.join("001")).unwrap();
+        let at = prefix_len(&full, 10).unwrap() as u32;
+        assert_eq!(b.entry_at(1, at).unwrap(), b"entry-266");
         assert_eq!(b.entry(256).unwrap(), b"entry-256");
         let full = b.read(1, 256).unwrap();
         assert_eq!(parse_bundle(&full).unwrap().len(), 256);

@@ -209,6 +209,14 @@ impl LogStore for SledStore {
         }
     }
 
+    fn entry_at(&self, index: u64, offset: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.bundles.entry_at(index / TILE_WIDTH, offset) {
+            Ok(e) => Ok(Some(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
     fn bundle(&self, n: u64, width: usize) -> Result<Vec<u8>, StoreError> {
         self.bundles.read(n, width).map_err(io_err)
     }

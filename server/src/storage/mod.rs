@@ -102,6 +102,13 @@ pub trait LogStore: Send + Sync + 'static {
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// The first `width` entries of entry bundle `n`, as bundle bytes.
     fn bundle(&self, n: u64, width: usize) -> Result<Vec<u8>, StoreError>;
+    /// Entry `index`, whose length prefix starts at byte `offset` of its
+    /// bundle (a hint kept by the caller). Backends without positioned
+    /// reads may ignore the hint.
+    fn entry_at(&self, index: u64, offset: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = offset;
+        self.entry(index)
+    }
     /// `count` hashes from hash position `pos` of the stored tile (level,
     /// index) (layout: [`crate::storage::tree::encode_tile`]); `None` if the tile
     /// was never written. `full`: the tile is complete, hence immutable.
