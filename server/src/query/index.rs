@@ -49,6 +49,9 @@ impl From<super::postings::Corrupt> for QueryError {
     }
 }
 
+/// A matching entry: its index and its byte offset in its entry bundle.
+type Found = (u64, u32);
+
 /// One page of results.
 pub struct Page {
     /// Matching entries, in the query's order, with their leaf bytes.
@@ -444,7 +447,7 @@ impl Index {
         hi: u64,
         dir: Dir,
         limit: usize,
-    ) -> Result<(Vec<(u64, u32)>, Option<u64>), QueryError> {
+    ) -> Result<(Vec<Found>, Option<u64>), QueryError> {
         let plan = f.plan();
         let mut out: Vec<(u64, u32)> = Vec::with_capacity(limit);
         if lo >= hi {
