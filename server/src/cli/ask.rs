@@ -189,6 +189,9 @@ pub struct TailArgs {
     /// Start after this entry index [default: from now on].
     #[arg(long)]
     after: Option<u64>,
+    /// Stop after printing this many events.
+    #[arg(long)]
+    count: Option<u64>,
     /// Output format (table, json lines or CSV).
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
@@ -559,6 +562,7 @@ pub fn run_tail(a: TailArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let url = format!("{}/v1/events/tail", a.target.url.trim_end_matches('/'));
     let mut after = a.after;
+    let mut printed = 0u64;
     let mut out = std::io::stdout();
     match a.format {
         Format::Table => println!("{HEADER}"),
@@ -626,6 +630,10 @@ pub fn run_tail(a: TailArgs) -> Result<(), String> {
                         };
                         writeln!(out, "{line}").map_err(|e| e.to_string())?;
                         out.flush().map_err(|e| e.to_string())?;
+                        printed += 1;
+                        if a.count.is_some_and(|c| printed >= c) {
+                            return Ok(());
+                        }
                     }
                 }
                 if buf.len() > super::MAX_RESPONSE_BYTES {
