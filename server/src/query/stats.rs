@@ -107,10 +107,25 @@ impl Index {
                     let end_of = |i: usize| minutes.get(i + 1).map(|m| m.1).unwrap_or(v.count());
                     if plan.is_empty() || by_verdict.is_some() {
                         let aggs = v.aggregates(g)?;
-                        let verdict_names = v.names(Field::Verdict)?;
-                        let verdict_ok = |vid: u32| match by_verdict {
-                            None => true,
-                            Some(vs) => verdict_names.get(&vid).is_some_and(|n| vs.contains(n)),
+                        // Allowed verdicts by this segment's verdict id.
+                        let mut allowed: Vec<bool> = Vec::new();
+                        if let Some(vs) = by_verdict {
+                            for (id, n) in v.names(Field::Verdict)? {
+                                if allowed.len() <= id as usize {
+                                    allowed.resize(id as usize + 1, false);
+                                }
+                                allowed[id as usize] = vs.contains(&n);
+                            }
+                        }
+                        let verdict_ok = |vid: u32| {
+                            by_verdict.is_none()
+                                || allowed.get(vid as usize).copied().unwrap_or(false)
+                        };
+                        // Totals per minute of the allowed verdicts, from the
+                        // verdict field's own counts (every event has one).
+                        let vaggs = match by_verdict {
+                            Some(_) => v.aggregates(VERDICT_GROUP)?,
+                            None => None,
                         };
                         let vcol_for = |a: u32, b: u32| -> Result<Vec<u32>, QueryError> {
                             Ok(if by_verdict.is_some() {
@@ -132,13 +147,17 @@ impl Index {
                                             "aggregates short".into(),
                                         )
                                     })?;
-                                    let total = if by_verdict.is_some() {
-                                        // Events of the allowed verdicts, with
-                                        // or without the group field.
-                                        let vc = v.column(VERDICT_GROUP, a, b)?;
-                                        vc.iter().filter(|vid| verdict_ok(**vid)).count() as u64
-                                    } else {
-                                        (b - a) as u64
+                                    let total = match &vaggs {
+                                        Some(va) => va
+                                            .get(i)
+                                            .map(|rows| {
+                                                rows.iter()
+                                                    .filter(|(_, vid, _)| verdict_ok(*vid))
+                                                    .map(|(_, _, n)| *n as u64)
+                                                    .sum()
+                                            })
+                                            .unwrap_or(0),
+                                        None => (b - a) as u64,
                                     };
                                     add(
                                         m,
