@@ -1,25 +1,13 @@
 //! `vellum`: the Vellum log server and its operator commands.
 
-mod cli;
-mod config;
-mod datadir;
-mod export;
-mod http;
-mod metrics;
-mod query;
-mod secrets;
-mod serve;
-mod storage;
-mod tlog;
-mod tokens;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::cli::token::TokenCmd;
-use crate::config::ServeArgs;
+use vellum_server::cli::token::TokenCmd;
+use vellum_server::config::ServeArgs;
+use vellum_server::{cli, datadir, serve};
 
 /// Vellum: a verifiable audit log for AI agents.
 #[derive(Parser)]
@@ -64,22 +52,6 @@ enum Cmd {
     /// Run mixed, partly hostile load for a long time and print memory,
     /// descriptors and p99 latencies each minute (not a test: a command).
     Soak(cli::soak::SoakArgs),
-}
-
-/// Logs to stderr, filtered by `RUST_LOG`; coloured only on a terminal.
-fn init_logs(json: bool) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
-    }
 }
 
 fn main() -> ExitCode {

@@ -171,4 +171,40 @@ fn main() {
     }
     out.extend(bundle::end_line(size));
     write("evidence_bundle", "0", &out);
+    // The server's parsers: query strings, cursors, leaves.
+    for (i, q) in [
+        "agent=billing-bot&verdict=deny,review&order=asc&limit=50",
+        "owner=team-a&owner=team-b&risk_min=40&risk_max=90&from=2026-06-20T00:00:00Z&to=2026-06-21T00:00:00.500Z&proofs=true",
+        "session=s%2042&tool=stripe.refund&provenance=untrusted&gateway=gw&event_id=e1,e2",
+        "bucket=5m&group_by=agent&top=20&verdict=deny",
+        "after=17&rule=refunds-need-approval&target=api.stripe.com",
+        "cursor=AQEAAAAAAAAAEAAAAAAAAAAKSFAp3KD6HSsAS2sJNVb3SbWz_eCOdF0WUk2KbfA-gIQ&limit=1000",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write("server_query_params", &i.to_string(), q.as_bytes());
+    }
+    let cursors = vellum_server::query::cursor::Cursors::new(b"fuzz");
+    let c = cursors.encode(
+        vellum_server::query::cursor::Position {
+            dir: vellum_server::query::exec::Dir::Desc,
+            hi: 1000,
+            next: 500,
+        },
+        "f",
+    );
+    write("server_cursor", "0", c.as_bytes());
+    let mut raw = 1000u64.to_le_bytes().to_vec();
+    raw.extend_from_slice(&500u64.to_le_bytes());
+    raw.push(1);
+    write("server_cursor", "raw", &raw);
+    for (i, l) in leaves.iter().enumerate() {
+        write("server_event_fields", &i.to_string(), l);
+    }
+    write(
+        "server_event_fields",
+        "escapes",
+        br#"{"agent":"a\"b","args":{"q":"}{\"","n":[1,{"x":"]"}]},"risk":7,"verdict":"deny"}"#,
+    );
 }

@@ -126,8 +126,7 @@ impl<'a> EventFields<'a> {
         }
     }
 
-    /// The same through serde_json alone (the reference for [`scan`]).
-    #[cfg(test)]
+    /// The same through serde_json alone (the reference for the scan).
     pub fn parse_slow(leaf: &'a [u8]) -> Result<EventFields<'a>, serde_json::Error> {
         serde_json::from_slice(leaf)
     }
