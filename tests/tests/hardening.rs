@@ -178,7 +178,10 @@ fn a_full_disk_refuses_appends_until_space_returns_then_resumes() {
         if code == 503 {
             break h;
         }
-        assert!(Instant::now() < deadline, "healthz never said retrying: {h}");
+        assert!(
+            Instant::now() < deadline,
+            "healthz never said retrying: {h}"
+        );
         // Keep the disk full meanwhile.
         let _ = log.post_events(Some(&token), body.clone());
         std::thread::sleep(Duration::from_millis(20));
