@@ -120,6 +120,7 @@ struct FileConfig {
     max_receipt_waits: Option<usize>,
     query_index: Option<bool>,
     max_tails: Option<usize>,
+    sink: Option<Vec<crate::sinks::SinkToml>>,
 }
 
 /// Resolved settings.
@@ -165,6 +166,8 @@ pub struct Config {
     pub query_index: bool,
     /// Concurrent live tails.
     pub max_tails: usize,
+    /// The `[[sink]]` entries, validated.
+    pub sinks: Vec<crate::sinks::SinkSpec>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -269,6 +272,7 @@ impl Config {
                 witnesses.len()
             ));
         }
+        let sinks = crate::sinks::config::validate_all(f.sink.as_deref().unwrap_or_default())?;
         let max_batch = a.max_batch.or(f.max_batch).unwrap_or(1000);
         if max_batch == 0 || max_batch > 100_000 {
             return Err("max_batch must be between 1 and 100000".into());
@@ -308,6 +312,7 @@ impl Config {
                 .max(1),
             query_index: a.query_index.or(f.query_index).unwrap_or(true),
             max_tails: a.max_tails.or(f.max_tails).unwrap_or(256).max(1),
+            sinks,
         })
     }
 }

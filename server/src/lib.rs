@@ -1,5 +1,6 @@
 //! The Vellum log: storage, the transparency log (sequencer, checkpoints,
-//! witnesses), the HTTP API, the query index, evidence export, and the
+//! witnesses), the HTTP API, the query index, the SIEM sinks, evidence
+//! export, and the
 //! operator commands. The `vellum` binary is a thin `main` over this
 //! library; the fuzz targets and benchmarks link it too.
 
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod query;
 pub mod secrets;
 pub mod serve;
+pub mod sinks;
 pub mod storage;
 pub mod tlog;
 pub mod tokens;

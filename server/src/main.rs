@@ -45,6 +45,8 @@ enum Cmd {
     Tail(cli::ask::TailArgs),
     /// Counts per time bucket and group, and the top groups.
     Stats(cli::ask::StatsArgs),
+    /// Each sink's deliveries, retries, dead letters and lag.
+    Sinks(cli::ask::SinksArgs),
     /// Download an evidence bundle (admin token) to a file.
     Export(cli::export::ExportArgs),
     /// Load-generate against a log and print throughput and latency medians.
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Cmd::Query(a) => cli::ask::run_query(a),
         Cmd::Tail(a) => cli::ask::run_tail(a),
         Cmd::Stats(a) => cli::ask::run_stats(a),
+        Cmd::Sinks(a) => cli::ask::run_sinks(a),
         Cmd::Bench(a) => cli::bench::run(a),
         Cmd::Soak(a) => cli::soak::run(a),
     };

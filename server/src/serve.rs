@@ -66,6 +66,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     );
     let metrics = Arc::new(metrics::Metrics::default());
     let cursor_secret = dir.signer.to_skey();
+    let origin = dir.signer.name.clone();
     let query_dir = dir.db_path().join("query");
     let (queue, seq) =
         sequencer::start(store.clone(), metrics.clone(), cfg.queue).map_err(|e| e.to_string())?;
@@ -127,6 +128,20 @@ async fn serve(cfg: Config) -> Result<(), String> {
     } else {
         None
     };
+    let sinks = if cfg.sinks.is_empty() {
+        None
+    } else {
+        let env = crate::sinks::SinkEnv {
+            store: store.clone(),
+            durable: seq.durable_watch.subscribe(),
+            origin,
+            dir: crate::sinks::state_dir(&cfg.data),
+        };
+        Some(Arc::new(crate::sinks::Sinks::start(
+            cfg.sinks.clone(),
+            env,
+        )?))
+    };
     let conn_stats = Arc::new(vellum_net::ConnStats::default());
     let state = Arc::new(AppState {
         store,
@@ -152,6 +167,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         witnessing,
         index,
         tails: Arc::new(tokio::sync::Semaphore::new(cfg.max_tails)),
+        sinks,
         log_key: vkey.clone(),
     });
     let addr = listener.local_addr().map_err(|e| e.to_string())?;

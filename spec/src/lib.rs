@@ -16,6 +16,7 @@ pub mod leaf;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod siem;
 pub mod tile;
 pub mod time;
 pub mod witness;

@@ -5,6 +5,8 @@
 //! fails; and offers a small blocking client and an independent
 //! tile-based tree checker.
 
+pub mod receivers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;

@@ -153,6 +153,80 @@ pub enum Format {
     Jsonl,
     /// Comma-separated values with a header line.
     Csv,
+    /// Elastic Common Schema, one JSON object per line (spec/siem.md).
+    Ecs,
+    /// OCSF API Activity, one JSON object per line (spec/siem.md).
+    Ocsf,
+    /// ArcSight CEF, one record per line (spec/siem.md).
+    Cef,
+}
+
+impl Format {
+    /// The SIEM format this names, if it is one.
+    fn siem(self) -> Option<vellum_spec::siem::Format> {
+        match self {
+            Format::Ecs => Some(vellum_spec::siem::Format::Ecs),
+            Format::Ocsf => Some(vellum_spec::siem::Format::Ocsf),
+            Format::Cef => Some(vellum_spec::siem::Format::Cef),
+            _ => None,
+        }
+    }
+}
+
+/// What SIEM records name besides the entry: the log's origin (from its
+/// checkpoint) and its host.
+struct SiemCtx {
+    format: vellum_spec::siem::Format,
+    origin: String,
+    host: String,
+}
+
+impl SiemCtx {
+    /// Reads the origin from the log's checkpoint, if `f` is a SIEM format.
+    async fn fetch(
+        f: Format,
+        http: &reqwest::Client,
+        base: &str,
+    ) -> Result<Option<SiemCtx>, String> {
+        let Some(format) = f.siem() else {
+            return Ok(None);
+        };
+        let url = format!("{}/checkpoint", base.trim_end_matches('/'));
+        let r = http
+            .get(&url)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("{url}: HTTP {}", r.status()));
+        }
+        let text = vellum_net::read_capped_text(r, 1 << 20)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let origin = text.lines().next().unwrap_or_default().to_string();
+        let host = reqwest::Url::parse(base)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "-".into());
+        Ok(Some(SiemCtx {
+            format,
+            origin,
+            host,
+        }))
+    }
+
+    fn line(&self, o: &Out) -> String {
+        let r = vellum_spec::siem::Record {
+            origin: &self.origin,
+            index: o.index,
+            leaf_hash: &o.leaf_hash,
+            leaf: o.raw.as_bytes(),
+        };
+        self.format
+            .render(&r, &self.host)
+            .unwrap_or_else(|e| format!("# {e}"))
+    }
 }
 
 /// Flags of `vellum query`.
@@ -192,7 +266,8 @@ pub struct TailArgs {
     /// Stop after printing this many events.
     #[arg(long)]
     count: Option<u64>,
-    /// Output format (table, json lines or CSV).
+    /// Output format: table, json lines, CSV, or a SIEM format (ecs,
+    /// ocsf, cef) to pipe into a shipper.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
 }
@@ -441,9 +516,10 @@ pub fn run_query(a: QueryArgs) -> Result<(), String> {
             None => break,
         }
     }
+    let siem = rt.block_on(SiemCtx::fetch(a.format, &http, &a.target.url))?;
     let mut out = std::io::stdout().lock();
     let session_asc = a.order == "asc" && a.filter.session.len() == 1;
-    print_rows(&mut out, &rows, a.format, session_asc).map_err(|e| e.to_string())?;
+    print_rows(&mut out, &rows, a.format, session_asc, siem.as_ref()).map_err(|e| e.to_string())?;
     if let Some((origin, size)) = verified {
         eprintln!(
             "verified: all {} rows are in the checkpoint of {origin} at size {size}, signed with the log's key: leaf hashes recomputed from the events' bytes, inclusion proofs checked",
@@ -497,7 +573,14 @@ fn print_rows(
     rows: &[Out],
     f: Format,
     session_asc: bool,
+    siem: Option<&SiemCtx>,
 ) -> std::io::Result<()> {
+    if let Some(ctx) = siem {
+        for o in rows {
+            writeln!(out, "{}", ctx.line(o))?;
+        }
+        return Ok(());
+    }
     match f {
         Format::Table => {
             writeln!(out, "{HEADER}")?;
@@ -543,6 +626,7 @@ fn print_rows(
                 writeln!(out, "{}", csv_row(o))?;
             }
         }
+        Format::Ecs | Format::Ocsf | Format::Cef => {}
     }
     Ok(())
 }
@@ -570,6 +654,7 @@ pub fn run_tail(a: TailArgs) -> Result<(), String> {
         _ => {}
     }
     rt.block_on(async {
+        let siem = SiemCtx::fetch(a.format, &http, &a.target.url).await?;
         let mut failures = 0u32;
         loop {
             let mut p = a.filter.params();
@@ -623,9 +708,10 @@ pub fn run_tail(a: TailArgs) -> Result<(), String> {
                             event: serde_json::from_str(row.event.get())
                                 .map_err(|e| e.to_string())?,
                         };
-                        let line = match a.format {
-                            Format::Jsonl => json_row(&o),
-                            Format::Csv => csv_row(&o),
+                        let line = match (a.format, &siem) {
+                            (_, Some(ctx)) => ctx.line(&o),
+                            (Format::Jsonl, _) => json_row(&o),
+                            (Format::Csv, _) => csv_row(&o),
                             _ => table_row(&o.event),
                         };
                         writeln!(out, "{line}").map_err(|e| e.to_string())?;
@@ -650,6 +736,9 @@ pub fn run_stats(a: StatsArgs) -> Result<(), String> {
     let token = token(&a.target)?;
     let rt = runtime()?;
     let http = client()?;
+    if a.format.siem().is_some() {
+        return Err("stats print as a table or json; ecs, ocsf and cef are for events".into());
+    }
     let url = format!("{}/v1/stats", a.target.url.trim_end_matches('/'));
     let mut p = a.filter.params();
     p.push(("bucket".into(), a.bucket.clone()));
@@ -726,4 +815,70 @@ mod tests {
             "\"a,\"\"b\"\"\""
         );
     }
+}
+
+/// Flags of `vellum sinks`.
+#[derive(clap::Args, Debug)]
+pub struct SinksArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Output format (table or json).
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+}
+
+/// Runs `vellum sinks`: each sink's delivered, batches, retries,
+/// dead-lettered, lag and time since the last success, as `/metrics` has
+/// them.
+pub fn run_sinks(a: SinksArgs) -> Result<(), String> {
+    let token = token(&a.target)?;
+    let rt = runtime()?;
+    let http = client()?;
+    let url = format!("{}/v1/sinks", a.target.url.trim_end_matches('/'));
+    let text = rt.block_on(get_text(&http, &url, &token, &[]))?;
+    if a.format != Format::Table {
+        println!("{text}");
+        return Ok(());
+    }
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("the log's answer: {e}"))?;
+    let list = v["sinks"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no sinks configured ([[sink]] in the configuration file)");
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:<6} {:<5} {:>10} {:>8} {:>7} {:>6} {:>8} {:>10}  STATE",
+        "SINK", "TYPE", "FMT", "DELIVERED", "BATCHES", "RETRIES", "DEAD", "LAG", "LAST OK"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    for s in &list {
+        let n = |k: &str| s[k].as_u64().unwrap_or(0);
+        let last = s["last_success"]
+            .as_str()
+            .and_then(|t| vellum_spec::time::parse_utc_millis(t).ok())
+            .map(|t| format!("{:.1}s ago", (now - t).max(0) as f64 / 1000.0))
+            .unwrap_or_else(|| "never".into());
+        let state = match (s["failing"].as_bool(), s["last_error"].as_str()) {
+            (Some(true), Some(e)) => format!("failing: {e}"),
+            (_, Some(e)) => format!("ok (last: {e})"),
+            _ => "ok".into(),
+        };
+        println!(
+            "{:<16} {:<6} {:<5} {:>10} {:>8} {:>7} {:>6} {:>8} {:>10}  {}",
+            short(s["name"].as_str().unwrap_or(""), 16).trim_end(),
+            s["type"].as_str().unwrap_or(""),
+            s["format"].as_str().unwrap_or(""),
+            n("delivered"),
+            n("batches"),
+            n("retries"),
+            n("dead_lettered"),
+            n("lag"),
+            last,
+            state
+        );
+    }
+    Ok(())
 }

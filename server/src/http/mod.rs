@@ -70,6 +70,8 @@ pub struct AppState {
     pub index: Option<Arc<crate::query::Index>>,
     /// Live-tail slots.
     pub tails: Arc<tokio::sync::Semaphore>,
+    /// The running sinks.
+    pub sinks: Option<Arc<crate::sinks::Sinks>>,
     /// The log's verifier key (named in evidence bundles).
     pub log_key: String,
 }
@@ -162,6 +164,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/events", post(append).get(query::events))
         .route("/v1/events/tail", get(query::tail))
         .route("/v1/stats", get(query::stats))
+        .route("/v1/sinks", get(sinks))
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile_or_bundle))
         .route("/v1/proof/inclusion", get(inclusion))
@@ -658,6 +661,7 @@ async fn index(State(st): Shared) -> Response {
             "query": "GET /v1/events?agent=&verdict=&from=&to=&order=&limit=&cursor=&proofs= (read scope)",
             "tail": "GET /v1/events/tail (Server-Sent Events, read scope)",
             "stats": "GET /v1/stats?from=&to=&bucket=&group_by=&top= (read scope)",
+            "sinks": "GET /v1/sinks (read scope)",
             "health": "GET /healthz (readiness, with reasons), GET /livez (liveness)",
             "metrics": "GET /metrics (Prometheus)"
         },
@@ -754,7 +758,20 @@ async fn metrics(State(st): Shared) -> Response {
     if let Some(w) = &st.witnessing {
         crate::tlog::witnessing::render_metrics(&w.metrics, &w.quorum_seconds, &mut out);
     }
+    if let Some(s) = &st.sinks {
+        s.render_metrics(durable(&st), &mut out);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// `GET /v1/sinks`: each sink's configuration summary and counters.
+async fn sinks(State(st): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    auth(&st, &headers, Scope::Read)?;
+    let list = match &st.sinks {
+        Some(s) => s.status(durable(&st)),
+        None => Value::Array(Vec::new()),
+    };
+    Ok(axum::Json(json!({ "durable_size": durable(&st), "sinks": list })).into_response())
 }
 
 /// Waits for a published checkpoint covering every appended event and

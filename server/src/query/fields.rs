@@ -152,6 +152,11 @@ impl<'a> EventFields<'a> {
         self.event_id.as_deref()
     }
 
+    /// `logged_at` as written.
+    pub fn logged_at(&self) -> Option<&str> {
+        self.logged_at.as_deref()
+    }
+
     /// `logged_at` in Unix milliseconds (`i64::MIN` if absent or malformed).
     pub fn logged_at_ms(&self) -> i64 {
         self.logged_at
