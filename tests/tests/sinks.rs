@@ -803,3 +803,334 @@ fn recv_wait_dead(log: &Log, sink: &str, n: usize) -> Vec<Value> {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Appends batches of `per` events from a thread of its own until told to
+/// stop, riding out a log that is down; returns how many were acknowledged.
+struct Appender {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Appender {
+    fn start(url: String, token: String, per: usize) -> Appender {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
+            let mut acked = 0u64;
+            let mut round = 0usize;
+            while !s2.load(Ordering::SeqCst) {
+                let body = serde_json::to_vec(&events(per, &format!("bg{round}"))).unwrap();
+                let r = http
+                    .post(format!("{url}/v1/events"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send();
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        acked += per as u64;
+                        round += 1;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            acked
+        });
+        Appender {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// The indices of the records in NDJSON bodies, in the order received.
+fn ndjson_indices(bodies: impl Iterator<Item = Vec<u8>>) -> Vec<u64> {
+    let mut out = Vec::new();
+    for b in bodies {
+        for l in b.split(|c| *c == b'\n').filter(|l| !l.is_empty()) {
+            let v: Value = serde_json::from_slice(l)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(l)));
+            out.push(index_of(&v));
+        }
+    }
+    out
+}
+
+/// Checks that `got` holds every index below `n`, each first seen in index
+/// order (a redelivery only ever goes back to resend), and returns how many
+/// records were duplicates.
+fn check_at_least_once(what: &str, got: &[u64], n: u64) -> usize {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut next = 0u64;
+    for i in got {
+        if seen.insert(*i) {
+            assert_eq!(*i, next, "{what}: index {i} first seen before {next}");
+            next += 1;
+        }
+    }
+    assert_eq!(next, n, "{what}: {} of {n} indices delivered", seen.len());
+    got.len() - seen.len()
+}
+
+/// Every line of every hour file under `dir` (plain or gzip, read with the
+/// gzip command), as indices.
+fn file_sink_indices(dir: &std::path::Path) -> Vec<u64> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut bodies = Vec::new();
+    for f in files {
+        let name = f.to_string_lossy().to_string();
+        if name.ends_with(".ndjson") {
+            bodies.push(std::fs::read(&f).unwrap());
+        } else if name.ends_with(".ndjson.gz") {
+            bodies.push(must(std::process::Command::new("gzip").arg("-dc").arg(&f)).into_bytes());
+        }
+    }
+    ndjson_indices(bodies.into_iter())
+}
+
+#[test]
+fn nothing_is_lost_across_receiver_outages_a_killed_log_and_an_unwritable_directory() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    // A regular file where the blocked sink wants a directory: ENOTDIR.
+    let blocker = tmp.path().join("blocker");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let hang = Arc::new(AtomicU32::new(0));
+    let h2 = hang.clone();
+    let mut recv = HttpReceiver::start(move |_| {
+        if h2.load(Ordering::SeqCst) > 0 {
+            h2.fetch_sub(1, Ordering::SeqCst);
+            Reply::Hang
+        } else {
+            Reply::json(200, &json!({}))
+        }
+    });
+    let batch = 50;
+    let mut log = log_with_sinks(&format!(
+        r#"
+[[sink]]
+name = "hook"
+type = "http"
+url = "{u}/nd"
+mode = "ndjson"
+batch = {batch}
+interval = "50ms"
+timeout = "2s"
+
+[[sink]]
+name = "archive"
+type = "file"
+dir = "{archive}"
+batch = {batch}
+interval = "50ms"
+
+[[sink]]
+name = "blocked"
+type = "file"
+dir = "{blocked}"
+interval = "50ms"
+"#,
+        u = recv.url(),
+        archive = tmp.path().join("archive").display(),
+        blocked = blocker.join("sub").display(),
+    ));
+    let app = Appender::start(log.url(), log.token(), 20);
+    std::thread::sleep(Duration::from_millis(800));
+
+    // The receiver goes away for two seconds, then answers again.
+    recv.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    recv.resume();
+    std::thread::sleep(Duration::from_millis(800));
+    // One request read and never answered (the sink times out, resends).
+    hang.store(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(3));
+
+    // The blocked file sink fails loudly; the others and appends go on.
+    assert_eq!(metric(&log, "vellum_sink_failing", "blocked"), 1.0);
+    assert_eq!(metric(&log, "vellum_sink_failing", "archive"), 0.0);
+    let st = log.get_json("/v1/sinks", Some(&log.token()));
+    let blocked = st["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "blocked")
+        .unwrap()
+        .clone();
+    assert!(
+        blocked["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Not a directory"),
+        "{blocked}"
+    );
+    let err = log.stderr.as_ref().unwrap().text();
+    assert!(
+        err.lines()
+            .any(|l| l.contains("ERROR") && l.contains("blocked") && l.contains("Not a directory")),
+        "the failing sink is logged at ERROR:\n{err}"
+    );
+
+    // The outage and the unanswered request were retried.
+    assert!(metric(&log, "vellum_sink_retries_total", "hook") >= 2.0);
+
+    // The log is killed with -9 mid-stream and started again.
+    log.kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    log.spawn();
+    std::thread::sleep(Duration::from_millis(800));
+    let acked = app.finish();
+    // The blocker goes; the blocked sink catches up from its cursor.
+    std::fs::remove_file(&blocker).unwrap();
+
+    let n = log.tree_size();
+    assert!(n >= acked, "{n} entries, {acked} acknowledged");
+    let within = Duration::from_secs(60);
+    wait_for(within, || {
+        ["hook", "archive", "blocked"]
+            .iter()
+            .all(|s| metric(&log, "vellum_sink_cursor", s) >= n as f64)
+    });
+    let hook: Vec<u64> = ndjson_indices(
+        recv.got()
+            .into_iter()
+            .filter(|r| r.path == "/nd")
+            .map(|r| r.body),
+    );
+    let dup_hook = check_at_least_once("hook", &hook, n);
+    let dup_archive = check_at_least_once(
+        "archive",
+        &file_sink_indices(&tmp.path().join("archive")),
+        n,
+    );
+    let dup_blocked = check_at_least_once("blocked", &file_sink_indices(&blocker.join("sub")), n);
+    println!(
+        "{n} entries: duplicates hook {dup_hook} (outage, hang, kill -9), archive {dup_archive} (kill -9), blocked {dup_blocked}; batch {batch}"
+    );
+    // At most a batch per fault: the one in flight when the receiver went,
+    // the one it never answered, the one in flight at the kill.
+    assert!(dup_hook <= 3 * batch, "hook: {dup_hook} duplicates");
+    assert!(dup_archive <= batch, "archive: {dup_archive} duplicates");
+    assert_eq!(metric(&log, "vellum_sink_failing", "blocked"), 0.0);
+}
+
+#[test]
+fn a_tcp_syslog_sink_resends_what_a_restarted_rsyslog_never_took() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::make(tmp.path());
+    let mut rs = Rsyslog::start(tmp.path(), &ca);
+    let batch = 25;
+    let log = log_with_sinks(&format!(
+        r#"
+[[sink]]
+name = "tcp"
+type = "syslog"
+transport = "tcp"
+address = "127.0.0.1:{tcp}"
+batch = {batch}
+interval = "50ms"
+"#,
+        tcp = rs.tcp
+    ));
+    let within = Duration::from_secs(30);
+    append(&log, &events(100, "a"));
+    rs.wait_lines("tcp.fields", 100, within);
+    rs.stop();
+    append(&log, &events(100, "b"));
+    std::thread::sleep(Duration::from_secs(1));
+    rs.spawn();
+    append(&log, &events(100, "c"));
+    wait_for(within, || {
+        metric(&log, "vellum_sink_cursor", "tcp") >= 300.0
+    });
+    let lines = rs.wait_lines("tcp.fields", 300, within);
+    let got: Vec<u64> = lines
+        .iter()
+        .map(|l| {
+            let msg = l.split('\t').nth(7).unwrap();
+            let v: Value = serde_json::from_str(msg).unwrap();
+            index_of(&v)
+        })
+        .collect();
+    let dups = check_at_least_once("tcp", &got, 300);
+    println!("rsyslog restart: {dups} duplicates; batch {batch}");
+    assert!(dups <= 2 * batch, "{dups} duplicates");
+}
+
+#[test]
+fn a_bad_sink_configuration_is_refused_naming_the_sink_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (toml, want) in [
+        (
+            "[[sink]]\nname = \"s\"\ntype = \"kafka\"\n",
+            "sink \"s\": type \"kafka\"",
+        ),
+        (
+            "[[sink]]\nname = \"s\"\ntype = \"syslog\"\ntransport = \"sctp\"\naddress = \"h:1\"\n",
+            "transport \"sctp\"",
+        ),
+        (
+            "[[sink]]\nname = \"s\"\ntype = \"http\"\nurl = \"ftp://x\"\n",
+            "url \"ftp://x\"",
+        ),
+        (
+            "[[sink]]\nname = \"s\"\ntype = \"file\"\ndir = \"/tmp/x\"\nfilter = \"verdict=maybe\"\n",
+            "filter",
+        ),
+        (
+            "[[sink]]\nname = \"s\"\ntype = \"file\"\ndir = \"/tmp/x\"\nurl = \"http://x\"\n",
+            "url does not apply to a file sink",
+        ),
+        (
+            "[[sink]]\nname = \"s\"\ntype = \"http\"\n",
+            "url is required",
+        ),
+        (
+            "[[sink]]\nname = \"s\"\ntype = \"file\"\ndir = \"/tmp/x\"\n[[sink]]\nname = \"s\"\ntype = \"file\"\ndir = \"/tmp/y\"\n",
+            "configured twice",
+        ),
+        (
+            "[[sink]]\nname = \"s\"\ntype = \"http\"\nurl = \"http://x\"\nhmac_secret_file = \"/nonexistent/k\"\n",
+            "/nonexistent/k",
+        ),
+    ] {
+        let conf = tmp.path().join("bad.toml");
+        std::fs::write(&conf, toml).unwrap();
+        let data = tmp.path().join("data");
+        let out = std::process::Command::new(bin("vellum"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .arg("--config")
+            .arg(&conf)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{toml}: started");
+        assert!(err.contains(want), "{toml}: want {want:?} in\n{err}");
+        assert!(!data.exists(), "{toml}: created a log before refusing");
+    }
+}

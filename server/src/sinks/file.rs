@@ -31,6 +31,8 @@ pub struct FileSink {
     open: BTreeMap<i64, File>,
     /// Newest hour delivered.
     newest: i64,
+    /// Whether hours left open by an earlier run have been looked for.
+    swept: bool,
 }
 
 /// The path of the file of the hour starting at `hour_ms`, relative to the
@@ -84,6 +86,49 @@ fn cut_torn_line(f: &mut File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Every file under `dir/YYYY/MM/DD/`, with the hour its name gives
+/// (files not named for an hour are left alone).
+fn hour_files(dir: &Path) -> std::io::Result<Vec<(PathBuf, i64)>> {
+    fn subdirs(d: &Path, width: usize) -> std::io::Result<Vec<(PathBuf, u32)>> {
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(d) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for e in rd {
+            let e = e?;
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.len() == width && name.bytes().all(|b| b.is_ascii_digit()) && e.path().is_dir()
+            {
+                out.push((e.path(), name.parse().unwrap_or(0)));
+            }
+        }
+        Ok(out)
+    }
+    let mut out = Vec::new();
+    for (y, year) in subdirs(dir, 4)? {
+        for (m, month) in subdirs(&y, 2)? {
+            for (d, day) in subdirs(&m, 2)? {
+                for e in std::fs::read_dir(&d)? {
+                    let e = e?;
+                    let name = e.file_name();
+                    let Some(name) = name.to_str() else { continue };
+                    let Some(hh) = name.get(..2).and_then(|h| h.parse::<u32>().ok()) else {
+                        continue;
+                    };
+                    let t = format!("{year:04}-{month:02}-{day:02}T{hh:02}:00:00Z");
+                    if let Ok(ms) = vellum_spec::time::parse_utc_millis(&t) {
+                        out.push((e.path(), ms));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn sync_dir(p: &Path) {
     if let Some(d) = p.parent() {
         if let Ok(f) = File::open(d) {
@@ -103,6 +148,7 @@ impl FileSink {
             gzip: *gzip,
             open: BTreeMap::new(),
             newest: i64::MIN,
+            swept: false,
         })
     }
 
@@ -161,12 +207,37 @@ impl FileSink {
         Outcome::Delivered
     }
 
-    /// Closes hours that ended more than a minute ago.
+    /// Closes hours that ended more than a minute ago, including, the
+    /// first time, those an earlier run left open (stopped or crashed).
     pub async fn idle(&mut self) -> Result<(), String> {
         let cutoff = super::now_ms() - GRACE.as_millis() as i64 - HOUR_MS;
         let hour = (cutoff.div_euclid(HOUR_MS) + 1) * HOUR_MS;
-        tokio::task::block_in_place(|| self.close_before(hour))
-            .map_err(|e| format!("{}: {e}", self.dir.display()))
+        tokio::task::block_in_place(|| {
+            if !self.swept && self.gzip {
+                self.sweep(hour)?;
+            }
+            self.swept = true;
+            self.close_before(hour)
+        })
+        .map_err(|e| format!("{}: {e}", self.dir.display()))
+    }
+
+    /// Compresses the plain hour files before `hour` that no run has open,
+    /// and removes temporary files a crash left behind.
+    fn sweep(&mut self, hour: i64) -> std::io::Result<()> {
+        let mut found = Vec::new();
+        for (path, h) in hour_files(&self.dir)? {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(".gz.tmp") {
+                std::fs::remove_file(&path)?;
+            } else if name.ends_with(".ndjson") && h < hour && !self.open.contains_key(&h) {
+                found.push(h);
+            }
+        }
+        for h in found {
+            self.compress(h)?;
+        }
+        Ok(())
     }
 
     /// Closes (and gzips) every open hour before `hour`.
@@ -229,5 +300,82 @@ mod tests {
         cut_torn_line(&mut f).unwrap();
         f.write_all(b"{\"c\":3}\n").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"{\"a\":1}\n{\"c\":3}\n");
+    }
+
+    fn sink(dir: &Path) -> FileSink {
+        FileSink {
+            dir: dir.to_path_buf(),
+            gzip: true,
+            open: BTreeMap::new(),
+            newest: i64::MIN,
+            swept: false,
+        }
+    }
+
+    fn item(index: u64, ms: i64) -> Item {
+        Item {
+            index,
+            logged_at_ms: ms,
+            record: format!("{{\"index\":{index}}}"),
+            wire: Vec::new(),
+        }
+    }
+
+    /// The text of a gzip file as the gzip command reads it.
+    fn gunzip(p: &Path) -> String {
+        let out = std::process::Command::new("gzip")
+            .arg("-dc")
+            .arg(p)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gzip -dc {}: {out:?}", p.display());
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_hour_closes_into_gzip_when_a_later_hour_arrives() {
+        let d = tempfile::tempdir().unwrap();
+        let h = 1_781_964_000_000i64; // 2026-06-20T14:00Z
+        let mut s = sink(d.path());
+        assert!(matches!(
+            s.deliver(&[item(0, h + 5), item(1, h + 6)]).await,
+            Outcome::Delivered
+        ));
+        let plain = d.path().join("2026/06/20/14.ndjson");
+        assert_eq!(
+            std::fs::read_to_string(&plain).unwrap(),
+            "{\"index\":0}\n{\"index\":1}\n"
+        );
+        assert!(matches!(
+            s.deliver(&[item(2, h + HOUR_MS)]).await,
+            Outcome::Delivered
+        ));
+        assert!(!plain.exists());
+        let gz = d.path().join("2026/06/20/14.ndjson.gz");
+        assert_eq!(gunzip(&gz), "{\"index\":0}\n{\"index\":1}\n");
+        // A late event of the closed hour (after a restart) becomes a
+        // further member, read as one text.
+        let mut s = sink(d.path());
+        assert!(matches!(
+            s.deliver(&[item(3, h + 7), item(4, h + 2 * HOUR_MS)]).await,
+            Outcome::Delivered
+        ));
+        assert_eq!(gunzip(&gz), "{\"index\":0}\n{\"index\":1}\n{\"index\":3}\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn hours_an_earlier_run_left_open_are_closed_when_idle() {
+        let d = tempfile::tempdir().unwrap();
+        let day = d.path().join("2026/06/20");
+        std::fs::create_dir_all(&day).unwrap();
+        std::fs::write(day.join("09.ndjson"), "{\"index\":7}\n").unwrap();
+        std::fs::write(day.join("10.ndjson.gz.tmp"), "half").unwrap();
+        std::fs::write(day.join("notes.txt"), "kept").unwrap();
+        let mut s = sink(d.path());
+        s.idle().await.unwrap();
+        assert_eq!(gunzip(&day.join("09.ndjson.gz")), "{\"index\":7}\n");
+        assert!(!day.join("09.ndjson").exists());
+        assert!(!day.join("10.ndjson.gz.tmp").exists());
+        assert!(day.join("notes.txt").exists());
     }
 }
