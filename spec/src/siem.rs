@@ -6,7 +6,10 @@
 //! index and its leaf hash, so a copy in a SIEM can be checked against the
 //! log.
 
-use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 /// Vellum's version, as formats name the producing product.
 pub const PRODUCT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -72,26 +75,191 @@ impl Format {
     pub fn render(self, r: &Record, host: &str) -> Result<String, NotAnEvent> {
         match self {
             Format::Json => Ok(native(r)),
-            Format::Ecs => Ok(ecs(r, host)?.to_string()),
-            Format::Ocsf => Ok(ocsf(r)?.to_string()),
+            Format::Ecs => ecs_line(r, host),
+            Format::Ocsf => ocsf_line(r),
             Format::Cef => cef(r),
         }
     }
 }
 
-fn event(r: &Record) -> Result<Map<String, Value>, NotAnEvent> {
-    match serde_json::from_slice(r.leaf) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(NotAnEvent(r.index)),
+/// The fields of an event the mappings read, borrowed from the leaf (no
+/// tree is built: rendering is most of a sink's work).
+#[derive(serde::Deserialize, Default)]
+struct Ev<'a> {
+    #[serde(borrow, default)]
+    agent: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    principal: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    owner: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    target: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    session: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    seq: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    verdict: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    rule: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    reason: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    risk: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    latency_ms: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    provenance: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    provenance_source: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    gateway: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    args_hash: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    ts: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    logged_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+}
+
+fn event<'a>(r: &Record<'a>) -> Result<Ev<'a>, NotAnEvent> {
+    // A struct also deserializes from an array: only an object is an event.
+    let start = r.leaf.iter().find(|b| !b.is_ascii_whitespace());
+    if start != Some(&b'{') {
+        return Err(NotAnEvent(r.index));
+    }
+    serde_json::from_slice(r.leaf).map_err(|_| NotAnEvent(r.index))
+}
+
+/// A string member's value (`None` when absent or not a string).
+fn st(v: Option<&RawValue>) -> Option<Cow<'_, str>> {
+    let raw = v?.get();
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
     }
 }
 
-fn s<'a>(e: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
-    e.get(k).and_then(Value::as_str)
+/// A non-negative integer member's value.
+fn uint(v: Option<&RawValue>) -> Option<u64> {
+    v?.get().parse().ok()
 }
 
-fn ms(e: &Map<String, Value>, k: &str) -> Option<i64> {
-    s(e, k).and_then(|t| crate::time::parse_utc_millis(t).ok())
+/// A time member's value in Unix milliseconds.
+fn millis(v: Option<&RawValue>) -> Option<i64> {
+    st(v).and_then(|t| crate::time::parse_utc_millis(&t).ok())
+}
+
+/// Writes `v` as a JSON string, escaped as serde_json escapes.
+fn json_str(out: &mut String, v: &str) {
+    out.push('"');
+    let mut from = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&v[from..i]);
+        if esc.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(esc);
+        }
+        from = i + 1;
+    }
+    out.push_str(&v[from..]);
+    out.push('"');
+}
+
+/// A JSON object being written; members without a value are left out,
+/// and so are objects left empty.
+struct Obj<'o> {
+    out: &'o mut String,
+    empty: bool,
+}
+
+impl Obj<'_> {
+    fn write(out: &mut String, f: impl FnOnce(&mut Obj)) {
+        out.push('{');
+        let mut o = Obj { out, empty: true };
+        f(&mut o);
+        o.out.push('}');
+    }
+
+    fn key(&mut self, k: &str) {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        self.out.push('"');
+        self.out.push_str(k);
+        self.out.push_str("\":");
+    }
+
+    fn str(&mut self, k: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.key(k);
+            json_str(self.out, v);
+        }
+    }
+
+    fn num(&mut self, k: &str, v: Option<impl std::fmt::Display>) {
+        if let Some(v) = v {
+            self.key(k);
+            self.out.push_str(&v.to_string());
+        }
+    }
+
+    fn raw(&mut self, k: &str, v: Option<&RawValue>) {
+        if let Some(v) = v.filter(|v| v.get() != "null") {
+            self.key(k);
+            self.out.push_str(v.get());
+        }
+    }
+
+    fn strs(&mut self, k: &str, vs: &[&str]) {
+        self.key(k);
+        self.out.push('[');
+        for (i, v) in vs.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            json_str(self.out, v);
+        }
+        self.out.push(']');
+    }
+
+    fn obj(&mut self, k: &str, f: impl FnOnce(&mut Obj)) {
+        let (mark, was_empty) = (self.out.len(), self.empty);
+        self.key(k);
+        self.out.push('{');
+        let mut o = Obj {
+            out: self.out,
+            empty: true,
+        };
+        f(&mut o);
+        if o.empty {
+            self.out.truncate(mark);
+            self.empty = was_empty;
+        } else {
+            self.out.push('}');
+        }
+    }
 }
 
 /// The native record: the event's exact bytes under `event`.
@@ -109,9 +277,12 @@ pub fn native(r: &Record) -> String {
 }
 
 /// Did the tool call succeed, fail, or is that unknown?
-fn outcome(e: &Map<String, Value>) -> &'static str {
-    let verdict = s(e, "verdict").unwrap_or("");
-    if let Some(res) = e.get("result").and_then(Value::as_object) {
+fn outcome(e: &Ev) -> &'static str {
+    let res = e
+        .result
+        .filter(|r| r.get().starts_with('{'))
+        .and_then(|r| serde_json::from_str::<Map<String, Value>>(r.get()).ok());
+    if let Some(res) = res {
         let failed = res.get("error").is_some()
             || res
                 .get("status")
@@ -119,16 +290,17 @@ fn outcome(e: &Map<String, Value>) -> &'static str {
                 .is_some_and(|c| c >= 400);
         return if failed { "failure" } else { "success" };
     }
-    match verdict {
+    match st(e.verdict).as_deref() {
         // A denied call did not run.
-        "deny" => "failure",
+        Some("deny") => "failure",
         _ => "unknown",
     }
 }
 
 /// A one-line summary for humans.
-fn summary(e: &Map<String, Value>) -> String {
-    let verb = match s(e, "verdict").unwrap_or("") {
+fn summary(e: &Ev) -> String {
+    let verdict = st(e.verdict);
+    let verb = match verdict.as_deref().unwrap_or("") {
         "allow" => "allowed",
         "deny" => "denied",
         "approve" => "approved",
@@ -137,131 +309,130 @@ fn summary(e: &Map<String, Value>) -> String {
     };
     let mut m = format!(
         "{} {} {verb}",
-        s(e, "agent").unwrap_or("-"),
-        s(e, "tool").unwrap_or("-")
+        st(e.agent).as_deref().unwrap_or("-"),
+        st(e.tool).as_deref().unwrap_or("-")
     );
-    if let Some(r) = s(e, "rule") {
-        m.push_str(&format!(" by {r}"));
+    if let Some(r) = st(e.rule) {
+        m.push_str(" by ");
+        m.push_str(&r);
     }
-    if let Some(r) = s(e, "reason") {
-        m.push_str(&format!(": {r}"));
+    if let Some(r) = st(e.reason) {
+        m.push_str(": ");
+        m.push_str(&r);
     }
     m
 }
 
-fn vellum_fields(r: &Record, e: &Map<String, Value>) -> Value {
-    let mut v = json!({
-        "origin": r.origin,
-        "index": r.index,
-        "leaf_hash": r.leaf_hash,
-    });
-    for k in [
-        "verdict",
-        "owner",
-        "session",
-        "seq",
-        "provenance",
-        "provenance_source",
-        "args_hash",
-        "gateway",
-        "logged_at",
-        "risk",
-        "target",
-    ] {
-        if let Some(x) = e.get(k) {
-            v[k] = x.clone();
-        }
-    }
-    v
+/// The `vellum` object: where the entry is in the log, and the event's
+/// fields that no schema field carries as they are.
+fn vellum_fields(o: &mut Obj, r: &Record, e: &Ev) {
+    o.str("origin", Some(r.origin));
+    o.num("index", Some(r.index));
+    o.str("leaf_hash", Some(r.leaf_hash));
+    o.raw("verdict", e.verdict);
+    o.raw("owner", e.owner);
+    o.raw("session", e.session);
+    o.raw("seq", e.seq);
+    o.raw("provenance", e.provenance);
+    o.raw("provenance_source", e.provenance_source);
+    o.raw("args_hash", e.args_hash);
+    o.raw("gateway", e.gateway);
+    o.raw("logged_at", e.logged_at);
+    o.raw("risk", e.risk);
+    o.raw("target", e.target);
 }
 
-/// Elastic Common Schema (field table in `spec/siem.md`).
-pub fn ecs(r: &Record, host: &str) -> Result<Value, NotAnEvent> {
+/// Elastic Common Schema (field table in `spec/siem.md`), as one line.
+pub fn ecs_line(r: &Record, host: &str) -> Result<String, NotAnEvent> {
     let e = event(r)?;
-    let verdict = s(&e, "verdict").unwrap_or("");
-    let types: &[&str] = match verdict {
+    let verdict = st(e.verdict);
+    let types: &[&str] = match verdict.as_deref().unwrap_or("") {
         "allow" | "approve" => &["allowed"],
         "deny" => &["denied"],
         _ => &["info"],
     };
-    let mut v = json!({
-        "@timestamp": s(&e, "ts"),
-        "ecs": {"version": ECS_VERSION},
-        "message": summary(&e),
-        "event": {
-            "kind": "event",
-            "category": ["api"],
-            "type": types,
-            "action": s(&e, "tool"),
-            "outcome": outcome(&e),
-            "id": s(&e, "event_id"),
-            "sequence": r.index,
-            "hash": r.leaf_hash,
-            "ingested": s(&e, "logged_at"),
-            "provider": "vellum",
-            "dataset": "vellum.audit",
-        },
-        "gen_ai": {
-            "agent": {"id": s(&e, "agent"), "name": s(&e, "agent")},
-            "operation": {"name": "execute_tool"},
-            "tool": {"name": s(&e, "tool")},
-        },
-        "user": {"id": s(&e, "principal"), "name": s(&e, "principal")},
-        "service": {"name": "vellum", "type": "audit-log"},
-        "host": {"name": host},
-        "observer": {"name": s(&e, "gateway"), "product": "Vellum", "vendor": "Vellum", "type": "audit-log"},
-        "related": {"hash": [r.leaf_hash]},
-        "vellum": vellum_fields(r, &e),
+    let (agent, tool, principal) = (st(e.agent), st(e.tool), st(e.principal));
+    let (rule, target, args_hash) = (st(e.rule), st(e.target), st(e.args_hash));
+    let risk = uint(e.risk);
+    let mut out = String::with_capacity(r.leaf.len() * 3 + 256);
+    Obj::write(&mut out, |o| {
+        o.str("@timestamp", st(e.ts).as_deref());
+        o.obj("ecs", |o| o.str("version", Some(ECS_VERSION)));
+        o.str("message", Some(&summary(&e)));
+        o.obj("event", |o| {
+            o.str("kind", Some("event"));
+            o.strs("category", &["api"]);
+            o.strs("type", types);
+            o.str("action", tool.as_deref());
+            o.str("outcome", Some(outcome(&e)));
+            o.str("id", st(e.event_id).as_deref());
+            o.num("sequence", Some(r.index));
+            o.str("hash", Some(r.leaf_hash));
+            o.str("ingested", st(e.logged_at).as_deref());
+            o.str("provider", Some("vellum"));
+            o.str("dataset", Some("vellum.audit"));
+            o.num(
+                "duration",
+                uint(e.latency_ms).map(|x| x.saturating_mul(1_000_000)),
+            );
+            o.num("risk_score", risk);
+            o.num("risk_score_norm", risk);
+            o.str("reason", st(e.reason).as_deref());
+        });
+        o.obj("gen_ai", |o| {
+            o.obj("agent", |o| {
+                o.str("id", agent.as_deref());
+                o.str("name", agent.as_deref());
+            });
+            o.obj("operation", |o| o.str("name", Some("execute_tool")));
+            o.obj("tool", |o| o.str("name", tool.as_deref()));
+        });
+        o.obj("user", |o| {
+            o.str("id", principal.as_deref());
+            o.str("name", principal.as_deref());
+        });
+        o.obj("service", |o| {
+            o.str("name", Some("vellum"));
+            o.str("type", Some("audit-log"));
+        });
+        o.obj("host", |o| o.str("name", Some(host)));
+        o.obj("observer", |o| {
+            o.str("name", st(e.gateway).as_deref());
+            o.str("product", Some("Vellum"));
+            o.str("vendor", Some("Vellum"));
+            o.str("type", Some("audit-log"));
+        });
+        o.obj("related", |o| match args_hash.as_deref() {
+            Some(a) => o.strs("hash", &[r.leaf_hash, a]),
+            None => o.strs("hash", &[r.leaf_hash]),
+        });
+        o.obj("vellum", |o| vellum_fields(o, r, &e));
+        if let Some(x) = rule.as_deref() {
+            o.obj("rule", |o| {
+                o.str("name", Some(x));
+                o.str("id", Some(x));
+                o.str("ruleset", Some("vellum"));
+            });
+        }
+        if let Some(x) = target.as_deref() {
+            o.obj("destination", |o| {
+                o.str("domain", Some(x));
+                o.str("address", Some(x));
+            });
+        }
+        o.obj("labels", |o| {
+            o.str("owner", st(e.owner).as_deref());
+            o.str("session_id", st(e.session).as_deref());
+            o.str("provenance", st(e.provenance).as_deref());
+        });
     });
-    if let Some(x) = e.get("latency_ms").and_then(Value::as_u64) {
-        v["event"]["duration"] = json!(x.saturating_mul(1_000_000));
-    }
-    if let Some(x) = e.get("risk").and_then(Value::as_u64) {
-        v["event"]["risk_score"] = json!(x);
-        v["event"]["risk_score_norm"] = json!(x);
-    }
-    if let Some(x) = s(&e, "reason") {
-        v["event"]["reason"] = json!(x);
-    }
-    if let Some(x) = s(&e, "rule") {
-        v["rule"] = json!({"name": x, "id": x, "ruleset": "vellum"});
-    }
-    if let Some(x) = s(&e, "target") {
-        v["destination"] = json!({"domain": x, "address": x});
-    }
-    if let Some(x) = s(&e, "args_hash") {
-        if let Some(h) = v["related"]["hash"].as_array_mut() {
-            h.push(json!(x));
-        }
-    }
-    let mut labels = Map::new();
-    for (k, label) in [
-        ("owner", "owner"),
-        ("session", "session_id"),
-        ("provenance", "provenance"),
-    ] {
-        if let Some(x) = s(&e, k) {
-            labels.insert(label.into(), json!(x));
-        }
-    }
-    if !labels.is_empty() {
-        v["labels"] = Value::Object(labels);
-    }
-    Ok(strip_nulls(v))
+    Ok(out)
 }
 
-/// Removes `null` members (fields the event does not have).
-fn strip_nulls(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(_, x)| !x.is_null())
-                .map(|(k, x)| (k, strip_nulls(x)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
-        x => x,
-    }
+/// Elastic Common Schema, as a JSON value (see [`ecs_line`]).
+pub fn ecs(r: &Record, host: &str) -> Result<Value, NotAnEvent> {
+    let line = ecs_line(r, host)?;
+    serde_json::from_str(&line).map_err(|_| NotAnEvent(r.index))
 }
 
 /// OCSF severity: deny is Medium, High at risk 80 and above; review Low;
@@ -276,11 +447,12 @@ pub fn ocsf_severity(verdict: &str, risk: Option<u64>) -> (u8, &'static str) {
 }
 
 /// OCSF API Activity, class 6003, with the Security Control profile
-/// (field table in `spec/siem.md`).
-pub fn ocsf(r: &Record) -> Result<Value, NotAnEvent> {
+/// (field table in `spec/siem.md`), as one line.
+pub fn ocsf_line(r: &Record) -> Result<String, NotAnEvent> {
     let e = event(r)?;
-    let verdict = s(&e, "verdict").unwrap_or("");
-    let risk = e.get("risk").and_then(Value::as_u64);
+    let verdict = st(e.verdict);
+    let verdict = verdict.as_deref().unwrap_or("");
+    let risk = uint(e.risk);
     let (severity_id, severity) = ocsf_severity(verdict, risk);
     let (status_id, status) = match outcome(&e) {
         "success" => (1, "Success"),
@@ -298,70 +470,80 @@ pub fn ocsf(r: &Record) -> Result<Value, NotAnEvent> {
         "approve" => (8, "Approved"),
         _ => (14, "Delayed"),
     };
-    let mut v = json!({
-        "class_uid": 6003,
-        "class_name": "API Activity",
-        "category_uid": 6,
-        "category_name": "Application Activity",
-        "activity_id": 99,
-        "activity_name": "Other",
-        "type_uid": 600399,
-        "type_name": "API Activity: Other",
-        "time": ms(&e, "ts"),
-        "severity_id": severity_id,
-        "severity": severity,
-        "status_id": status_id,
-        "status": status,
-        "action_id": action_id,
-        "action": action,
-        "disposition_id": disposition_id,
-        "disposition": disposition,
-        "message": summary(&e),
-        "metadata": {
-            "version": OCSF_VERSION,
-            "product": {"name": "Vellum", "vendor_name": "Vellum", "version": PRODUCT_VERSION},
-            "uid": s(&e, "event_id"),
-            "sequence": r.index,
-            "log_name": r.origin,
-            "logged_time": ms(&e, "logged_at"),
-            "correlation_uid": s(&e, "session"),
-            "profiles": ["security_control"],
-        },
-        "actor": {
-            "user": {"name": s(&e, "principal"), "uid": s(&e, "principal")},
-            "app_name": s(&e, "agent"),
-            "app_uid": s(&e, "agent"),
-        },
-        "api": {
-            "operation": s(&e, "tool"),
-            "request": {"uid": s(&e, "event_id")},
-        },
-        "src_endpoint": {"name": s(&e, "gateway").unwrap_or("unknown")},
-        "unmapped": {"vellum": vellum_fields(r, &e)},
-    });
-    if let Some(x) = s(&e, "session") {
-        v["actor"]["session"] = json!({"uid": x});
-    }
-    if let Some(x) = s(&e, "target") {
-        v["api"]["service"] = json!({"name": x});
-        v["dst_endpoint"] = json!({"hostname": x});
-    }
-    if let Some(x) = s(&e, "rule") {
-        v["policy"] = json!({"name": x, "uid": x});
-        if let Some(d) = s(&e, "reason") {
-            v["policy"]["desc"] = json!(d);
+    let (agent, principal, tool) = (st(e.agent), st(e.principal), st(e.tool));
+    let (event_id, session, target) = (st(e.event_id), st(e.session), st(e.target));
+    let (rule, reason) = (st(e.rule), st(e.reason));
+    let mut out = String::with_capacity(r.leaf.len() * 3 + 256);
+    Obj::write(&mut out, |o| {
+        o.num("class_uid", Some(6003));
+        o.str("class_name", Some("API Activity"));
+        o.num("category_uid", Some(6));
+        o.str("category_name", Some("Application Activity"));
+        o.num("activity_id", Some(99));
+        o.str("activity_name", Some("Other"));
+        o.num("type_uid", Some(600399));
+        o.str("type_name", Some("API Activity: Other"));
+        o.num("time", millis(e.ts));
+        o.num("severity_id", Some(severity_id));
+        o.str("severity", Some(severity));
+        o.num("status_id", Some(status_id));
+        o.str("status", Some(status));
+        o.str("status_detail", reason.as_deref());
+        o.num("action_id", Some(action_id));
+        o.str("action", Some(action));
+        o.num("disposition_id", Some(disposition_id));
+        o.str("disposition", Some(disposition));
+        o.str("message", Some(&summary(&e)));
+        o.num("risk_score", risk);
+        o.num("duration", uint(e.latency_ms));
+        o.obj("metadata", |o| {
+            o.str("version", Some(OCSF_VERSION));
+            o.obj("product", |o| {
+                o.str("name", Some("Vellum"));
+                o.str("vendor_name", Some("Vellum"));
+                o.str("version", Some(PRODUCT_VERSION));
+            });
+            o.str("uid", event_id.as_deref());
+            o.num("sequence", Some(r.index));
+            o.str("log_name", Some(r.origin));
+            o.num("logged_time", millis(e.logged_at));
+            o.str("correlation_uid", session.as_deref());
+            o.strs("profiles", &["security_control"]);
+        });
+        o.obj("actor", |o| {
+            o.obj("user", |o| {
+                o.str("name", principal.as_deref());
+                o.str("uid", principal.as_deref());
+            });
+            o.str("app_name", agent.as_deref());
+            o.str("app_uid", agent.as_deref());
+            o.obj("session", |o| o.str("uid", session.as_deref()));
+        });
+        o.obj("api", |o| {
+            o.str("operation", tool.as_deref());
+            o.obj("request", |o| o.str("uid", event_id.as_deref()));
+            o.obj("service", |o| o.str("name", target.as_deref()));
+        });
+        o.obj("src_endpoint", |o| {
+            o.str("name", Some(st(e.gateway).as_deref().unwrap_or("unknown")))
+        });
+        o.obj("dst_endpoint", |o| o.str("hostname", target.as_deref()));
+        if let Some(x) = rule.as_deref() {
+            o.obj("policy", |o| {
+                o.str("name", Some(x));
+                o.str("uid", Some(x));
+                o.str("desc", reason.as_deref());
+            });
         }
-    }
-    if let Some(x) = s(&e, "reason") {
-        v["status_detail"] = json!(x);
-    }
-    if let Some(x) = risk {
-        v["risk_score"] = json!(x);
-    }
-    if let Some(x) = e.get("latency_ms").and_then(Value::as_u64) {
-        v["duration"] = json!(x);
-    }
-    Ok(strip_nulls(v))
+        o.obj("unmapped", |o| o.obj("vellum", |o| vellum_fields(o, r, &e)));
+    });
+    Ok(out)
+}
+
+/// OCSF API Activity as a JSON value (see [`ocsf_line`]).
+pub fn ocsf(r: &Record) -> Result<Value, NotAnEvent> {
+    let line = ocsf_line(r)?;
+    serde_json::from_str(&line).map_err(|_| NotAnEvent(r.index))
 }
 
 /// CEF severity 0–10: a base per verdict (allow 1, approve 3, review 5,
@@ -410,8 +592,9 @@ pub fn cef_value_escape(v: &str) -> String {
 /// ArcSight CEF (field table in `spec/siem.md`).
 pub fn cef(r: &Record) -> Result<String, NotAnEvent> {
     let e = event(r)?;
-    let verdict = s(&e, "verdict").unwrap_or("");
-    let risk = e.get("risk").and_then(Value::as_u64);
+    let verdict = st(e.verdict);
+    let verdict = verdict.as_deref().unwrap_or("");
+    let risk = uint(e.risk);
     let name = match verdict {
         "allow" => "Tool call allowed",
         "deny" => "Tool call denied",
@@ -425,21 +608,21 @@ pub fn cef(r: &Record) -> Result<String, NotAnEvent> {
             ext.push((k.to_string(), v));
         }
     };
-    put("rt", ms(&e, "logged_at").map(|t| t.to_string()));
-    put("start", ms(&e, "ts").map(|t| t.to_string()));
+    put("rt", millis(e.logged_at).map(|t| t.to_string()));
+    put("start", millis(e.ts).map(|t| t.to_string()));
     put("act", Some(verdict.to_string()));
     put("outcome", Some(outcome(&e).to_string()));
-    put("suser", s(&e, "principal").map(str::to_string));
-    put("dhost", s(&e, "target").map(str::to_string));
-    put("reason", s(&e, "reason").map(str::to_string));
-    put("externalId", s(&e, "event_id").map(str::to_string));
-    put("deviceExternalId", s(&e, "gateway").map(str::to_string));
+    put("suser", st(e.principal).map(Cow::into_owned));
+    put("dhost", st(e.target).map(Cow::into_owned));
+    put("reason", st(e.reason).map(Cow::into_owned));
+    put("externalId", st(e.event_id).map(Cow::into_owned));
+    put("deviceExternalId", st(e.gateway).map(Cow::into_owned));
     put("msg", Some(summary(&e)));
     let labelled: [(&str, &str, Option<String>); 6] = [
-        ("cs1", "agent", s(&e, "agent").map(str::to_string)),
-        ("cs2", "tool", s(&e, "tool").map(str::to_string)),
-        ("cs3", "rule", s(&e, "rule").map(str::to_string)),
-        ("cs4", "session", s(&e, "session").map(str::to_string)),
+        ("cs1", "agent", st(e.agent).map(Cow::into_owned)),
+        ("cs2", "tool", st(e.tool).map(Cow::into_owned)),
+        ("cs3", "rule", st(e.rule).map(Cow::into_owned)),
+        ("cs4", "session", st(e.session).map(Cow::into_owned)),
         ("cs5", "leafHash", Some(r.leaf_hash.to_string())),
         ("cs6", "origin", Some(r.origin.to_string())),
     ];
@@ -452,11 +635,7 @@ pub fn cef(r: &Record) -> Result<String, NotAnEvent> {
     let numbers: [(&str, &str, Option<u64>); 3] = [
         ("cn1", "index", Some(r.index)),
         ("cn2", "risk", risk),
-        (
-            "cn3",
-            "latencyMs",
-            e.get("latency_ms").and_then(Value::as_u64),
-        ),
+        ("cn3", "latencyMs", uint(e.latency_ms)),
     ];
     for (k, label, v) in numbers {
         if let Some(v) = v {
@@ -464,16 +643,13 @@ pub fn cef(r: &Record) -> Result<String, NotAnEvent> {
             put(k, Some(v.to_string()));
         }
     }
-    put(
-        "flexString1Label",
-        s(&e, "owner").map(|_| "owner".to_string()),
-    );
-    put("flexString1", s(&e, "owner").map(str::to_string));
+    put("flexString1Label", st(e.owner).map(|_| "owner".to_string()));
+    put("flexString1", st(e.owner).map(Cow::into_owned));
     put(
         "flexString2Label",
-        s(&e, "provenance").map(|_| "provenance".to_string()),
+        st(e.provenance).map(|_| "provenance".to_string()),
     );
-    put("flexString2", s(&e, "provenance").map(str::to_string));
+    put("flexString2", st(e.provenance).map(Cow::into_owned));
     let ext: Vec<String> = ext
         .into_iter()
         .map(|(k, v)| format!("{k}={}", cef_value_escape(&v)))
@@ -614,6 +790,32 @@ pub mod syslog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é\u{2028}😀\\\"/");
+        for v in [all.as_str(), "", "plain", "a\"b", "\\", "\u{1f}x\u{7f}"] {
+            let mut out = String::new();
+            json_str(&mut out, v);
+            assert_eq!(out, serde_json::to_string(v).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_leaf_that_is_not_an_object_is_not_an_event() {
+        for leaf in [&b"[1]"[..], b"\"x\"", b"3", b"{\"agent\":"] {
+            let r = Record {
+                origin: "o",
+                index: 9,
+                leaf_hash: "h",
+                leaf,
+            };
+            assert_eq!(ecs_line(&r, "h"), Err(NotAnEvent(9)));
+            assert_eq!(ocsf_line(&r), Err(NotAnEvent(9)));
+        }
+    }
 
     const LEAF: &[u8] = br#"{"agent":"billing-bot","args_hash":"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","event_id":"e-1","gateway":"gw","latency_ms":31,"logged_at":"2026-06-20T14:07:31.200Z","owner":"payments","principal":"svc@corp.example","provenance":"untrusted","reason":"amount = 480 | over\nlimit","risk":85,"rule":"refunds-need-approval","session":"s-42","target":"api.stripe.com","tool":"stripe.refund","ts":"2026-06-20T14:07:31.120Z","verdict":"deny"}"#;
 

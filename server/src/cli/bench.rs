@@ -62,6 +62,16 @@ pub struct BenchArgs {
     /// Events for --query [default: 1000000, or 10000000 with --full].
     #[arg(long)]
     pub query_entries: Option<u64>,
+    /// Benchmark the SIEM sinks instead: delivery throughput per sink type
+    /// to a real rsyslogd and an HTTP receiver (HEC, _bulk) and to files,
+    /// appends/s with three sinks against none, and lag at 20,000
+    /// appends/s.
+    #[arg(long)]
+    pub sinks: bool,
+    /// Events for the --sinks delivery phase [default: 200000, or 1000000
+    /// with --full].
+    #[arg(long)]
+    pub sink_entries: Option<u64>,
     /// Data directory for the started log [default: a new temporary one].
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -211,6 +221,13 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
             .query_entries
             .unwrap_or(if a.full { 10_000_000 } else { 1_000_000 });
         return super::bench_query::run(n, a.data.clone()).await;
+    }
+    if a.sinks {
+        let n = a
+            .sink_entries
+            .unwrap_or(if a.full { 1_000_000 } else { 200_000 });
+        let secs = a.seconds.unwrap_or(if a.full { 10 } else { 5 });
+        return super::bench_sinks::run(n, secs, a.data.clone()).await;
     }
     let seconds = a.seconds.unwrap_or(if a.full { 10 } else { 5 });
     let proof_entries = a

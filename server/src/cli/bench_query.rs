@@ -34,7 +34,7 @@ fn verdict(r: u32) -> &'static str {
 }
 
 /// A batch body of `n` events with realistic field values and fresh IDs.
-fn batch(rng: &mut StdRng, n: usize, run: u64) -> Vec<u8> {
+pub(super) fn batch(rng: &mut StdRng, n: usize, run: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * 520);
     out.push(b'[');
     for i in 0..n {
@@ -67,13 +67,14 @@ fn batch(rng: &mut StdRng, n: usize, run: u64) -> Vec<u8> {
     out
 }
 
-struct Target {
-    url: String,
-    token: String,
-    pid: u32,
+/// A log under load.
+pub(super) struct Target {
+    pub(super) url: String,
+    pub(super) token: String,
+    pub(super) pid: u32,
 }
 
-async fn metric(http: &reqwest::Client, url: &str, name: &str) -> Option<u64> {
+pub(super) async fn metric(http: &reqwest::Client, url: &str, name: &str) -> Option<u64> {
     let t = http
         .get(format!("{url}/metrics"))
         .send()
@@ -88,7 +89,7 @@ async fn metric(http: &reqwest::Client, url: &str, name: &str) -> Option<u64> {
 }
 
 /// Appends batches from `clients` tasks until `stop`; counts events acked.
-fn appenders(
+pub(super) fn appenders(
     http: &reqwest::Client,
     t: &Target,
     clients: usize,
@@ -129,7 +130,7 @@ fn appenders(
 }
 
 /// Median per-second rate of appends to `t` over `secs`.
-async fn append_rate(http: &reqwest::Client, t: &Target, secs: u64, seed: u64) -> f64 {
+pub(super) async fn append_rate(http: &reqwest::Client, t: &Target, secs: u64, seed: u64) -> f64 {
     let (stop, done) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicU64::new(0)),

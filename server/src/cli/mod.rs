@@ -5,6 +5,7 @@ pub mod append;
 pub mod ask;
 pub mod bench;
 pub mod bench_query;
+pub mod bench_sinks;
 pub mod export;
 pub mod loadgen;
 pub mod soak;
