@@ -11,7 +11,8 @@
 //!   printed (stdout and stderr). Other comments are prose.
 //! - An HTML comment before a block says how to run it:
 //!   `<!-- readme-test: background NAME ready=URL -->` runs it in the
-//!   background (as in a second terminal) until `stop NAME`;
+//!   background (as in a second terminal) until `stop NAME`, once URL
+//!   answers 2xx (or, for `tcp://HOST:PORT`, accepts a connection);
 //!   `<!-- readme-test: stop NAME -->` stands for Ctrl-C in that terminal;
 //!   `<!-- readme-test: skip -->` leaves a block out (the test command
 //!   itself, the benchmark).
@@ -303,8 +304,11 @@ fn walk(readme: &str, dir: &Path, ports: (u16, u16), pass: usize) {
                     };
                     let deadline = Instant::now() + Duration::from_secs(60);
                     loop {
-                        let ok =
-                            reqwest::blocking::get(&ready).is_ok_and(|r| r.status().is_success());
+                        let ok = match ready.strip_prefix("tcp://") {
+                            Some(addr) => std::net::TcpStream::connect(addr).is_ok(),
+                            None => reqwest::blocking::get(&ready)
+                                .is_ok_and(|r| r.status().is_success()),
+                        };
                         if ok {
                             break;
                         }

@@ -825,6 +825,18 @@ pub struct SinksArgs {
     /// Output format (table or json).
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// First wait, up to this long (e.g. 30s), until every sink has
+    /// delivered the whole durable log; exit 1 if one has not by then.
+    #[arg(long, value_parser = vellum_net::parse_duration)]
+    wait: Option<std::time::Duration>,
+}
+
+/// Whether every sink in a `/v1/sinks` answer is caught up.
+fn sinks_caught_up(v: &Value) -> bool {
+    v["sinks"].as_array().is_some_and(|l| {
+        l.iter()
+            .all(|s| s["lag"].as_u64() == Some(0) && s["failing"].as_bool() != Some(true))
+    })
 }
 
 /// Runs `vellum sinks`: each sink's delivered, batches, retries,
@@ -835,12 +847,44 @@ pub fn run_sinks(a: SinksArgs) -> Result<(), String> {
     let rt = runtime()?;
     let http = client()?;
     let url = format!("{}/v1/sinks", a.target.url.trim_end_matches('/'));
-    let text = rt.block_on(get_text(&http, &url, &token, &[]))?;
-    if a.format != Format::Table {
+    let mut text = rt.block_on(get_text(&http, &url, &token, &[]))?;
+    let mut late = false;
+    if let Some(wait) = a.wait {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let v: Value =
+                serde_json::from_str(&text).map_err(|e| format!("the log's answer: {e}"))?;
+            if sinks_caught_up(&v) {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                late = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            text = rt.block_on(get_text(&http, &url, &token, &[]))?;
+        }
+    }
+    let r = print_sinks(&text, a.format);
+    if late {
+        return Err(format!(
+            "not every sink caught up within {}",
+            humantime_secs(a.wait.unwrap_or_default())
+        ));
+    }
+    r
+}
+
+fn humantime_secs(d: std::time::Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+fn print_sinks(text: &str, format: Format) -> Result<(), String> {
+    if format != Format::Table {
         println!("{text}");
         return Ok(());
     }
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("the log's answer: {e}"))?;
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("the log's answer: {e}"))?;
     let list = v["sinks"].as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         println!("no sinks configured ([[sink]] in the configuration file)");
