@@ -577,16 +577,25 @@ pub fn cef_header_escape(v: &str) -> String {
 /// Escapes a CEF extension value: `\`, `=`, and line breaks.
 pub fn cef_value_escape(v: &str) -> String {
     let mut o = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => o.push_str("\\\\"),
-            '=' => o.push_str("\\="),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            c => o.push(c),
-        }
-    }
+    cef_value_escape_into(&mut o, v);
     o
+}
+
+fn cef_value_escape_into(o: &mut String, v: &str) {
+    let mut from = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let esc = match b {
+            b'\\' => "\\\\",
+            b'=' => "\\=",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            _ => continue,
+        };
+        o.push_str(&v[from..i]);
+        o.push_str(esc);
+        from = i + 1;
+    }
+    o.push_str(&v[from..]);
 }
 
 /// ArcSight CEF (field table in `spec/siem.md`).
@@ -602,66 +611,78 @@ pub fn cef(r: &Record) -> Result<String, NotAnEvent> {
         "review" => "Tool call held for review",
         _ => "Tool call",
     };
-    let mut ext: Vec<(String, String)> = Vec::new();
-    let mut put = |k: &str, v: Option<String>| {
+    let mut out = String::with_capacity(r.leaf.len() + 256);
+    out.push_str("CEF:0|Vellum|Vellum|");
+    out.push_str(&cef_header_escape(PRODUCT_VERSION));
+    out.push('|');
+    out.push_str(&cef_header_escape(&format!("tool_call.{verdict}")));
+    out.push('|');
+    out.push_str(&cef_header_escape(name));
+    out.push('|');
+    out.push_str(&cef_severity(verdict, risk).to_string());
+    out.push('|');
+    let mut first = true;
+    let mut put = |k: &str, v: Option<&str>| {
         if let Some(v) = v {
-            ext.push((k.to_string(), v));
+            if !first {
+                out.push(' ');
+            }
+            first = false;
+            out.push_str(k);
+            out.push('=');
+            cef_value_escape_into(&mut out, v);
         }
     };
-    put("rt", millis(e.logged_at).map(|t| t.to_string()));
-    put("start", millis(e.ts).map(|t| t.to_string()));
-    put("act", Some(verdict.to_string()));
-    put("outcome", Some(outcome(&e).to_string()));
-    put("suser", st(e.principal).map(Cow::into_owned));
-    put("dhost", st(e.target).map(Cow::into_owned));
-    put("reason", st(e.reason).map(Cow::into_owned));
-    put("externalId", st(e.event_id).map(Cow::into_owned));
-    put("deviceExternalId", st(e.gateway).map(Cow::into_owned));
-    put("msg", Some(summary(&e)));
-    let labelled: [(&str, &str, Option<String>); 6] = [
-        ("cs1", "agent", st(e.agent).map(Cow::into_owned)),
-        ("cs2", "tool", st(e.tool).map(Cow::into_owned)),
-        ("cs3", "rule", st(e.rule).map(Cow::into_owned)),
-        ("cs4", "session", st(e.session).map(Cow::into_owned)),
-        ("cs5", "leafHash", Some(r.leaf_hash.to_string())),
-        ("cs6", "origin", Some(r.origin.to_string())),
+    put("rt", millis(e.logged_at).map(|t| t.to_string()).as_deref());
+    put("start", millis(e.ts).map(|t| t.to_string()).as_deref());
+    put("act", Some(verdict));
+    put("outcome", Some(outcome(&e)));
+    put("suser", st(e.principal).as_deref());
+    put("dhost", st(e.target).as_deref());
+    put("reason", st(e.reason).as_deref());
+    put("externalId", st(e.event_id).as_deref());
+    put("deviceExternalId", st(e.gateway).as_deref());
+    put("msg", Some(&summary(&e)));
+    let labelled = [
+        ("cs1Label", "cs1", "agent", st(e.agent)),
+        ("cs2Label", "cs2", "tool", st(e.tool)),
+        ("cs3Label", "cs3", "rule", st(e.rule)),
+        ("cs4Label", "cs4", "session", st(e.session)),
+        (
+            "cs5Label",
+            "cs5",
+            "leafHash",
+            Some(Cow::Borrowed(r.leaf_hash)),
+        ),
+        ("cs6Label", "cs6", "origin", Some(Cow::Borrowed(r.origin))),
     ];
-    for (k, label, v) in labelled {
-        if v.is_some() {
-            put(&format!("{k}Label"), Some(label.to_string()));
-            put(k, v);
-        }
-    }
-    let numbers: [(&str, &str, Option<u64>); 3] = [
-        ("cn1", "index", Some(r.index)),
-        ("cn2", "risk", risk),
-        ("cn3", "latencyMs", uint(e.latency_ms)),
-    ];
-    for (k, label, v) in numbers {
+    for (kl, k, label, v) in &labelled {
         if let Some(v) = v {
-            put(&format!("{k}Label"), Some(label.to_string()));
-            put(k, Some(v.to_string()));
+            put(kl, Some(label));
+            put(k, Some(v));
         }
     }
-    put("flexString1Label", st(e.owner).map(|_| "owner".to_string()));
-    put("flexString1", st(e.owner).map(Cow::into_owned));
+    let numbers = [
+        ("cn1Label", "cn1", "index", Some(r.index)),
+        ("cn2Label", "cn2", "risk", risk),
+        ("cn3Label", "cn3", "latencyMs", uint(e.latency_ms)),
+    ];
+    for (kl, k, label, v) in numbers {
+        if let Some(v) = v {
+            put(kl, Some(label));
+            put(k, Some(&v.to_string()));
+        }
+    }
+    let owner = st(e.owner);
+    put("flexString1Label", owner.as_ref().map(|_| "owner"));
+    put("flexString1", owner.as_deref());
+    let provenance = st(e.provenance);
     put(
         "flexString2Label",
-        st(e.provenance).map(|_| "provenance".to_string()),
+        provenance.as_ref().map(|_| "provenance"),
     );
-    put("flexString2", st(e.provenance).map(Cow::into_owned));
-    let ext: Vec<String> = ext
-        .into_iter()
-        .map(|(k, v)| format!("{k}={}", cef_value_escape(&v)))
-        .collect();
-    Ok(format!(
-        "CEF:0|Vellum|Vellum|{}|{}|{}|{}|{}",
-        cef_header_escape(PRODUCT_VERSION),
-        cef_header_escape(&format!("tool_call.{verdict}")),
-        cef_header_escape(name),
-        cef_severity(verdict, risk),
-        ext.join(" ")
-    ))
+    put("flexString2", provenance.as_deref());
+    Ok(out)
 }
 
 /// RFC 5424 syslog.

@@ -74,7 +74,12 @@ pub(super) struct Target {
     pub(super) pid: u32,
 }
 
-pub(super) async fn metric(http: &reqwest::Client, url: &str, name: &str) -> Option<u64> {
+/// A metric's value from `/metrics` (`name` with its labels, if any).
+pub(super) async fn metric<T: std::str::FromStr>(
+    http: &reqwest::Client,
+    url: &str,
+    name: &str,
+) -> Option<T> {
     let t = http
         .get(format!("{url}/metrics"))
         .send()

@@ -41,8 +41,8 @@ fn now_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The `time` of a HEC envelope (its keys come sorted, `time` before
-/// `event`), without parsing the event.
+/// The `time` of a HEC envelope (the sink writes it first), without
+/// parsing the event.
 fn envelope_time(line: &[u8]) -> Option<f64> {
     let head = &line[..line.len().min(512)];
     let at = head.windows(7).position(|w| w == b"\"time\":")? + 7;
@@ -213,17 +213,7 @@ fn start_rsyslogd(dir: &Path) -> Result<Rsyslogd, String> {
 
 /// A metric's value (labels included in `name`).
 async fn gauge(http: &reqwest::Client, url: &str, name: &str) -> Option<f64> {
-    let t = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    t.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
+    super::bench_query::metric(http, url, name).await
 }
 
 /// Waits until the three sinks have delivered the whole log.

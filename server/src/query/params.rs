@@ -51,6 +51,15 @@ impl Filter {
         Plan { terms }
     }
 
+    /// True when the filter lets every event through.
+    pub fn is_everything(&self) -> bool {
+        self.fields.is_empty()
+            && self.event_ids.is_empty()
+            && self.risk.is_none()
+            && self.from.is_none()
+            && self.to.is_none()
+    }
+
     /// True when `e` satisfies every constraint.
     pub fn matches(&self, e: &EventFields) -> bool {
         for (f, vs) in &self.fields {

@@ -48,21 +48,27 @@ pub fn wrap(spec: &SinkSpec, mode: HttpMode, r: &Record, f: &EventFields, record
         HttpMode::Json | HttpMode::Ndjson => Vec::new(),
         HttpMode::Hec => {
             let ms = f.logged_at_ms();
-            let mut head = serde_json::Map::new();
+            let str_json = |v: &str| serde_json::to_string(v).unwrap_or_default();
+            let mut s = String::with_capacity(record.len() + 160);
+            s.push('{');
             if ms != i64::MIN {
-                let t = serde_json::Number::from_f64(ms as f64 / 1000.0)
-                    .map(Value::Number)
-                    .unwrap_or(Value::Null);
-                head.insert("time".into(), t);
+                // Seconds with a millisecond fraction, as HEC takes them.
+                s.push_str(&format!(
+                    "\"time\":{}.{:03},",
+                    ms.div_euclid(1000),
+                    ms.rem_euclid(1000)
+                ));
             }
-            head.insert("host".into(), spec.hostname.clone().into());
-            head.insert("source".into(), hec.source.clone().into());
-            head.insert("sourcetype".into(), hec.sourcetype.clone().into());
+            s.push_str("\"host\":");
+            s.push_str(&str_json(&spec.hostname));
+            s.push_str(",\"source\":");
+            s.push_str(&str_json(&hec.source));
+            s.push_str(",\"sourcetype\":");
+            s.push_str(&str_json(&hec.sourcetype));
             if let Some(i) = &hec.index {
-                head.insert("index".into(), i.clone().into());
+                s.push_str(",\"index\":");
+                s.push_str(&str_json(i));
             }
-            let mut s = Value::Object(head).to_string();
-            s.pop();
             s.push_str(",\"event\":");
             s.push_str(&body());
             s.push_str("}\n");

@@ -131,6 +131,7 @@ fn read_items(
     // The matching leaves first (the filter is cheap), then rendered, on
     // two threads for a large batch: rendering is most of a sink's work.
     let mut leaves: Vec<(u64, Vec<u8>)> = Vec::new();
+    let everything = spec.filter.is_everything();
     let mut next = from;
     let end = to.min(from + SCAN);
     let stop = std::cell::Cell::new(false);
@@ -139,11 +140,15 @@ fn read_items(
             return Ok::<(), StoreError>(());
         }
         next = i + 1;
-        let Ok(f) = EventFields::parse(leaf) else {
-            tracing::error!(index = i, "sink: entry does not parse; skipped");
-            return Ok(());
-        };
-        if spec.filter.matches(&f) {
+        let keep = everything
+            || match EventFields::parse(leaf) {
+                Ok(f) => spec.filter.matches(&f),
+                Err(_) => {
+                    tracing::error!(index = i, "sink: entry does not parse; skipped");
+                    false
+                }
+            };
+        if keep {
             leaves.push((i, leaf.to_vec()));
             if leaves.len() >= limit {
                 stop.set(true);
@@ -216,7 +221,10 @@ fn lower_priority() {
 /// One entry as the sink sends it, or `None` (logged) when it cannot be
 /// formatted.
 fn render_item(spec: &SinkSpec, origin: &str, i: u64, leaf: &[u8]) -> Option<Item> {
-    let f = EventFields::parse(leaf).ok()?;
+    let Ok(f) = EventFields::parse(leaf) else {
+        tracing::error!(index = i, "sink: entry does not parse; skipped");
+        return None;
+    };
     let lh = leaf_hash(leaf).to_base64();
     let r = Record {
         origin,
