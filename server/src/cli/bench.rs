@@ -72,6 +72,9 @@ pub struct BenchArgs {
     /// with --full].
     #[arg(long)]
     pub sink_entries: Option<u64>,
+    /// The sinks of the --sinks append and lag phases (syslog, hec, files).
+    #[arg(long, value_delimiter = ',', default_value = "syslog,hec,files")]
+    pub sink_set: Vec<String>,
     /// Data directory for the started log [default: a new temporary one].
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -227,7 +230,7 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
             .sink_entries
             .unwrap_or(if a.full { 1_000_000 } else { 200_000 });
         let secs = a.seconds.unwrap_or(if a.full { 10 } else { 5 });
-        return super::bench_sinks::run(n, secs, a.data.clone()).await;
+        return super::bench_sinks::run(n, secs, a.data.clone(), a.sink_set.clone()).await;
     }
     let seconds = a.seconds.unwrap_or(if a.full { 10 } else { 5 });
     let proof_entries = a
