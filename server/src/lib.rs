@@ -18,6 +18,7 @@ pub mod sinks;
 pub mod storage;
 pub mod tlog;
 pub mod tokens;
+pub mod ui;
 
 /// Logs to stderr, filtered by `RUST_LOG`; coloured only on a terminal.
 pub fn init_logs(json: bool) {

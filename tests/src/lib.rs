@@ -713,16 +713,28 @@ impl TamperProxy {
                     if let Some(a) = auth {
                         req = req.header("authorization", a);
                     }
-                    let (status, body) = match req.send() {
-                        Ok(r) => (r.status().as_u16(), r.bytes().unwrap_or_default().to_vec()),
-                        Err(_) => (502, b"upstream failed".to_vec()),
+                    let (status, ctype, body) = match req.send() {
+                        Ok(r) => {
+                            let ctype = r
+                                .headers()
+                                .get("content-type")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("application/octet-stream")
+                                .to_string();
+                            (
+                                r.status().as_u16(),
+                                ctype,
+                                r.bytes().unwrap_or_default().to_vec(),
+                            )
+                        }
+                        Err(_) => (502, "text/plain".into(), b"upstream failed".to_vec()),
                     };
                     let body = match (&*t.read().unwrap(), status) {
                         (Some(f), 200) => f(&path, body),
                         _ => body,
                     };
                     let head = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        "HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                         body.len()
                     );
                     let _ = conn.write_all(head.as_bytes());

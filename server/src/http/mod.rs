@@ -178,6 +178,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/livez", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .merge(crate::ui::router())
 }
 
 fn auth(st: &AppState, headers: &HeaderMap, scope: Scope) -> Result<Arc<str>, ApiError> {
@@ -647,6 +648,11 @@ async fn index(State(st): Shared) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "origin": origin,
         "log_key": st.log_key,
+        "witness_keys": st
+            .witnessing
+            .as_ref()
+            .map(|w| w.specs.iter().map(|s| s.key.to_vkey()).collect::<Vec<_>>())
+            .unwrap_or_default(),
         "checkpoint_size": cp.size,
         "api": {
             "append": "POST /v1/events (append scope)",
@@ -663,7 +669,8 @@ async fn index(State(st): Shared) -> Response {
             "stats": "GET /v1/stats?from=&to=&bucket=&group_by=&top= (read scope)",
             "sinks": "GET /v1/sinks (read scope)",
             "health": "GET /healthz (readiness, with reasons), GET /livez (liveness)",
-            "metrics": "GET /metrics (Prometheus)"
+            "metrics": "GET /metrics (Prometheus)",
+            "dashboard": "GET /ui/"
         },
         "docs": "README.md and spec/api.md in the Vellum source"
     }))
