@@ -7,7 +7,9 @@ const $ = (id) => document.getElementById(id);
 const TOKEN = 'vellum.token';
 const PINS = 'vellum.pins';
 const MAX_ROWS = 500;
-const FILTERS = ['agent', 'principal', 'owner', 'session', 'tool', 'verdict', 'rule', 'provenance'];
+const FILTERS = ['agent', 'principal', 'owner', 'session', 'tool', 'verdict', 'rule', 'provenance', 'from', 'to'];
+const VERDICTS = ['allow', 'deny', 'review', 'approve'];
+const SVG = 'http://www.w3.org/2000/svg';
 
 let info = null; // GET / of the log
 let live = null; // { controller, last, paused, query }
@@ -73,12 +75,20 @@ async function route() {
     show('detail');
     return detail(m[1]);
   }
+  const who = /^\/(agent|principal)\/(.+)$/.exec(path);
+  if (who) {
+    params.set(who[1], decodeURIComponent(who[2]));
+    show('live');
+    $('live-title').textContent = `${who[1] === 'agent' ? 'Agent' : 'Principal'} ${decodeURIComponent(who[2])}`;
+    return startLive(params);
+  }
   if (path === '/status') {
     stopLive();
     show('status');
     return status();
   }
   show('live');
+  $('live-title').textContent = 'Live fleet';
   return startLive(params);
 }
 
@@ -97,6 +107,13 @@ function verdictCell(v) {
   return el('td', {}, el('span', { class: `verdict verdict-${v}` }, v || '-'));
 }
 
+function pageLink(kind, v) {
+  if (!v) return '';
+  const a = el('a', { href: `#/${kind}/${encodeURIComponent(v)}` }, v);
+  a.addEventListener('click', (ev) => ev.stopPropagation());
+  return a;
+}
+
 function row(r) {
   const e = r.event || {};
   const tr = el(
@@ -104,8 +121,8 @@ function row(r) {
     { tabindex: '0', 'data-index': String(r.index) },
     el('td', {}, (e.logged_at || e.ts || '').replace('T', ' ').replace('Z', '')),
     el('td', {}, r.index),
-    el('td', {}, e.agent),
-    el('td', {}, e.principal),
+    el('td', {}, pageLink('agent', e.agent)),
+    el('td', {}, pageLink('principal', e.principal)),
     el('td', {}, e.owner),
     el('td', {}, e.tool),
     el('td', {}, e.target),
@@ -131,6 +148,7 @@ function addRow(r, atTop) {
 
 function stopLive() {
   if (live && live.controller) live.controller.abort();
+  if (live && live.timer) clearInterval(live.timer);
   live = null;
 }
 
@@ -144,6 +162,8 @@ async function startLive(params) {
   const mine = live;
   $('events').tBodies[0].replaceChildren();
   $('pause').textContent = 'Pause';
+  glance(query, mine);
+  mine.timer = setInterval(() => glance(query, mine).catch(() => {}), 30000);
   const page = new URLSearchParams(query);
   page.set('limit', '100');
   const r = await api(`/v1/events?${page}`);
@@ -190,6 +210,107 @@ async function tail(state) {
     $('live-state').textContent = `disconnected (${e.message}); retrying`;
   }
   if (live === state && !state.paused) setTimeout(() => live === state && tail(state), 2000);
+}
+
+// ---- 24 hours at a glance
+
+function svg(tag, attrs = {}, ...kids) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  for (const k of kids) e.append(k);
+  return e;
+}
+
+async function glance(query, state) {
+  const q = new URLSearchParams(query);
+  q.delete('from');
+  q.delete('to');
+  q.set('group_by', 'verdict');
+  const stats = await (await api(`/v1/stats?${q}`)).json();
+  if (live !== state) return;
+  const counts = {};
+  for (const b of stats.buckets) for (const v of VERDICTS) counts[v] = (counts[v] || 0) + (b.counts[v] || 0);
+  $('glance-total').textContent = `${stats.total} events: ` + VERDICTS.map((v) => `${counts[v] || 0} ${v}`).join(', ');
+  const chart = $('chart');
+  const max = Math.max(1, ...stats.buckets.map((b) => b.total));
+  const n = stats.buckets.length;
+  const W = 960;
+  const H = 120;
+  const bw = W / Math.max(n, 1);
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H + 14}`, role: 'img', 'aria-label': 'events per hour by verdict' });
+  stats.buckets.forEach((b, i) => {
+    const g = svg('g', { class: 'bar', tabindex: '0', role: 'button', 'data-start': b.start });
+    let y = H;
+    for (const v of VERDICTS) {
+      const c = b.counts[v] || 0;
+      if (!c) continue;
+      const h = (c / max) * H;
+      y -= h;
+      g.append(svg('rect', { x: i * bw + 1, y, width: Math.max(bw - 2, 1), height: h, class: `seg-${v}` }));
+    }
+    g.append(svg('rect', { x: i * bw, y: 0, width: bw, height: H, fill: 'transparent' }));
+    g.append(svg('title', {}, `${b.start}: ${b.total} events (` + VERDICTS.map((v) => `${b.counts[v] || 0} ${v}`).join(', ') + ')'));
+    if (i % 6 === 0) root.append(svg('text', { x: i * bw, y: H + 12, 'font-size': 10 }, b.start.slice(11, 16)));
+    const open = () => {
+      const from = new Date(b.start);
+      const to = new Date(from.getTime() + 3600 * 1000);
+      const p = new URLSearchParams(query);
+      p.set('from', from.toISOString());
+      p.set('to', to.toISOString());
+      location.hash = `#/live?${p}`;
+    };
+    g.addEventListener('click', open);
+    g.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' || ev.key === ' ') open();
+    });
+    root.append(g);
+  });
+  chart.replaceChildren(root, el('p', { class: 'legend' }, ...VERDICTS.map((v) => el('span', { class: `verdict verdict-${v}` }, `■ ${v}`))));
+  for (const [id, group] of [['top-agents', 'agent'], ['top-rules', 'rule']]) {
+    const t = new URLSearchParams(q);
+    t.set('verdict', 'deny');
+    t.set('group_by', group);
+    t.set('top', '5');
+    const top = await (await api(`/v1/stats?${t}`)).json();
+    if (live !== state) return;
+    const ol = $(id);
+    ol.replaceChildren(...top.top.map((x) => el('li', {}, group === 'agent' ? pageLink('agent', x.value) : x.value, ` — ${x.count} ${x.count === 1 ? 'denial' : 'denials'}`)));
+    if (!top.top.length) ol.replaceChildren(el('li', { class: 'muted' }, 'no denials'));
+  }
+}
+
+// ---- export of the current filter
+
+async function exportRows(kind) {
+  const q = new URLSearchParams(live ? live.query : '');
+  q.set('limit', '1000');
+  q.set('order', 'asc');
+  const lines = [];
+  const cols = ['index', 'logged_at', 'ts', 'agent', 'principal', 'owner', 'session', 'seq', 'tool', 'target', 'verdict', 'rule', 'reason', 'risk', 'provenance', 'event_id', 'leaf_hash'];
+  const csv = (v) => {
+    const t = v === undefined || v === null ? '' : String(v);
+    return /[",\n\r]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+  };
+  if (kind === 'csv') lines.push(cols.join(','));
+  let cursor = null;
+  for (let pages = 0; pages < 100; pages++) {
+    if (cursor) q.set('cursor', cursor);
+    const ans = await (await api(`/v1/events?${q}`)).json();
+    for (const r of ans.events) {
+      if (kind === 'csv') {
+        lines.push(cols.map((c) => csv(c === 'index' ? r.index : c === 'leaf_hash' ? r.leaf_hash : r.event[c])).join(','));
+      } else {
+        lines.push(JSON.stringify({ index: r.index, leaf_hash: r.leaf_hash, event: r.event }));
+      }
+    }
+    cursor = ans.next_cursor;
+    if (!cursor) break;
+  }
+  const blob = new Blob([lines.join('\n') + '\n'], { type: kind === 'csv' ? 'text/csv' : 'application/x-ndjson' });
+  const a = el('a', { href: URL.createObjectURL(blob), download: `vellum-events.${kind}` });
+  document.body.append(a);
+  a.click();
+  a.remove();
 }
 
 // ---- pins: the keys this browser trusts, per origin
@@ -444,6 +565,9 @@ async function main() {
     }
   });
   $('sign-out').addEventListener('click', () => signOut(''));
+  $('clear-filters').addEventListener('click', () => (location.hash = '#/live'));
+  $('export-csv').addEventListener('click', () => exportRows('csv'));
+  $('export-ndjson').addEventListener('click', () => exportRows('ndjson'));
   $('filters').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const q = new URLSearchParams();

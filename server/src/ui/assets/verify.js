@@ -6,7 +6,17 @@
 import * as ed from './vendor/noble-ed25519/index.js';
 import { sha256 as nobleSha256, sha512 as nobleSha512 } from './vendor/noble-hashes/sha2.js';
 
-const subtle = globalThis.crypto && globalThis.crypto.subtle;
+const webcrypto = globalThis.crypto && globalThis.crypto.subtle;
+let forceNoble = false;
+
+/** Uses the vendored code even where WebCrypto exists (for its tests). */
+export function useNoble(on) {
+  forceNoble = Boolean(on);
+}
+
+function subtleOrNull() {
+  return forceNoble ? null : webcrypto;
+}
 ed.etc.sha512Sync = (...m) => nobleSha512(ed.etc.concatBytes(...m));
 
 const enc = new TextEncoder();
@@ -55,10 +65,11 @@ export function equal(a, b) {
 
 /** Which implementation the checks use. */
 export function engine() {
-  return subtle ? 'WebCrypto' : '@noble (no WebCrypto outside a secure context)';
+  return subtleOrNull() ? 'WebCrypto' : '@noble (no WebCrypto outside a secure context)';
 }
 
 export async function sha256(bytes) {
+  const subtle = subtleOrNull();
   if (subtle) return new Uint8Array(await subtle.digest('SHA-256', bytes));
   return nobleSha256(bytes);
 }
@@ -161,6 +172,7 @@ export function parseCheckpoint(text) {
 
 export async function ed25519Verify(pub, sig, msg) {
   if (sig.length !== 64) return false;
+  const subtle = subtleOrNull();
   if (subtle) {
     try {
       const k = await subtle.importKey('raw', pub, { name: 'Ed25519' }, false, ['verify']);
