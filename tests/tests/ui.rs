@@ -376,6 +376,72 @@ fn the_dashboard_streams_events_and_verifies_one_in_the_browser() {
     assert!(untrusted, "untrusted provenance is highlighted");
     rt.block_on(b.shot("event"));
 
+    // The log's status: origin, witness cosignature, checkpoint.
+    rt.block_on(b.client.goto(&format!("{}/ui/#/status", log.url())))
+        .unwrap();
+    let status = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = b
+                .run(
+                    "return {fields: document.getElementById('status-fields').innerText, witnesses: document.getElementById('status-witnesses').innerText};",
+                    vec![],
+                )
+                .await;
+            if v["witnesses"].as_str().unwrap_or("").contains("w1.example") || Instant::now() > deadline {
+                break v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(
+        status["fields"]
+            .as_str()
+            .unwrap()
+            .contains("test.example/log"),
+        "{status}"
+    );
+    assert!(
+        status["witnesses"]
+            .as_str()
+            .unwrap()
+            .contains("cosigned the current checkpoint at"),
+        "{status}"
+    );
+    rt.block_on(b.shot("status"));
+    // The evidence bundle needs an admin token: refused here, said here.
+    rt.block_on(b.client.goto(&format!("{}/ui/#/live", log.url())))
+        .unwrap();
+    let refused = rt.block_on(async {
+        b.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css("#events tbody tr"))
+            .await
+            .unwrap();
+        b.client
+            .find(Locator::Id("export-bundle"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let t = b
+                .run(
+                    "return document.getElementById('export-state').innerText;",
+                    vec![],
+                )
+                .await;
+            if t.as_str().unwrap_or("").contains("refused") || Instant::now() > deadline {
+                break t;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(refused.as_str().unwrap().contains("(403)"), "{refused}");
+
     // A wrong token gets a clear screen.
     rt.block_on(async {
         b.client

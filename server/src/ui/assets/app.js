@@ -313,6 +313,28 @@ async function exportRows(kind) {
   a.remove();
 }
 
+async function exportBundle() {
+  // The evidence bundle needs the admin scope: a refusal here is said
+  // here, it does not sign the reader out.
+  const p = new URLSearchParams(live ? live.query : '');
+  const q = new URLSearchParams();
+  for (const k of ['from', 'to', 'agent', 'principal', 'owner', 'session', 'rule', 'verdict']) {
+    if (p.get(k)) q.set(k, p.get(k));
+  }
+  $('export-state').textContent = 'building the bundle…';
+  const r = await fetch(`/v1/export?${q}`, { headers: { Authorization: `Bearer ${token()}` }, cache: 'no-store' });
+  if (!r.ok) {
+    $('export-state').textContent = `the log refused the export (${r.status}): ${await r.text()}`;
+    return;
+  }
+  const blob = await r.blob();
+  const a = el('a', { href: URL.createObjectURL(blob), download: 'vellum-evidence.ndjson' });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  $('export-state').textContent = `bundle of ${r.headers.get('x-vellum-events') ?? '?'} events; check it with vellum-verify bundle`;
+}
+
 // ---- pins: the keys this browser trusts, per origin
 
 function pins() {
@@ -538,7 +560,20 @@ async function status() {
   add('health', health.status);
   add('tree size', health.tree_size);
   add('checkpoint size', health.checkpoint_size);
-  $('status-checkpoint').textContent = await (await fetch('/checkpoint', { cache: 'no-store' })).text();
+  const cp = health.checkpoint || {};
+  add('checkpoint behind', `${cp.behind_entries ?? 0} entries, ${cp.behind_seconds ?? 0} s`);
+  if (cp.reason) add('checkpoint delayed because', cp.reason);
+  const wl = $('status-witnesses');
+  wl.replaceChildren();
+  const noteText = await (await fetch('/checkpoint', { cache: 'no-store' })).text();
+  const note = V.parseNote(noteText);
+  for (const w of info.witness_keys || []) {
+    const k = await V.parseVerifierKey(w);
+    const r = await V.verifyNoteSignature(note, k);
+    wl.append(el('li', {}, `${k.name}+${k.idHex}: `, r.ok ? `cosigned the current checkpoint at ${new Date(Number(r.time) * 1000).toISOString()}` : `no valid cosignature on the current checkpoint (${r.why})`));
+  }
+  if (!(info.witness_keys || []).length) wl.append(el('li', { class: 'muted' }, 'no witnesses configured'));
+  $('status-checkpoint').textContent = noteText;
   const sinks = await (await api('/v1/sinks')).json();
   const body = $('status-sinks').tBodies[0];
   body.replaceChildren();
@@ -568,6 +603,7 @@ async function main() {
   $('clear-filters').addEventListener('click', () => (location.hash = '#/live'));
   $('export-csv').addEventListener('click', () => exportRows('csv'));
   $('export-ndjson').addEventListener('click', () => exportRows('ndjson'));
+  $('export-bundle').addEventListener('click', () => exportBundle());
   $('filters').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const q = new URLSearchParams();
