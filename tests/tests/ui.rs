@@ -442,6 +442,22 @@ fn the_dashboard_streams_events_and_verifies_one_in_the_browser() {
     });
     assert!(refused.as_str().unwrap().contains("(403)"), "{refused}");
 
+    // Readable on a 390-px-wide phone: no horizontal scrolling.
+    rt.block_on(async {
+        b.client.set_window_size(390, 844).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+    let widths = rt.block_on(b.run(
+        "return [document.documentElement.scrollWidth, window.innerWidth, [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && e.offsetParent !== null).slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))];",
+        vec![],
+    ));
+    assert!(
+        widths[0].as_u64().unwrap() <= widths[1].as_u64().unwrap() + 1,
+        "the page is wider than the phone: {widths}"
+    );
+    rt.block_on(b.shot("phone"));
+    rt.block_on(async { b.client.set_window_size(1280, 800).await.unwrap() });
+
     // A wrong token gets a clear screen.
     rt.block_on(async {
         b.client
