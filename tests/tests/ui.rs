@@ -816,3 +816,67 @@ fn the_page_stays_flat_under_2000_events_per_second() {
     }
     rt.block_on(b.close());
 }
+
+#[test]
+fn the_dashboard_is_served_with_a_strict_policy_and_versioned_assets() {
+    let log = Log::start(&[]);
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.get(format!("{}/ui", log.url())).send().unwrap();
+    assert_eq!(r.status(), 308);
+    let r = http.get(format!("{}/ui/", log.url())).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    let page = r.text().unwrap();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    assert_eq!(h["cache-control"], "no-cache");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for d in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(d), "{csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    // Every asset the page names is under one version, cached for a year,
+    // with its exact type; another version is not served.
+    let at = page.find("./v/").unwrap() + 4;
+    let version = &page[at..at + 16];
+    for (path, ctype) in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("verify.js", "text/javascript; charset=utf-8"),
+        ("style.css", "text/css; charset=utf-8"),
+        (
+            "vendor/noble-ed25519/index.js",
+            "text/javascript; charset=utf-8",
+        ),
+    ] {
+        let r = http
+            .get(format!("{}/ui/v/{version}/{path}", log.url()))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], ctype, "{path}");
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{path}"
+        );
+        assert!(r.headers().contains_key("content-security-policy"));
+    }
+    let r = http
+        .get(format!("{}/ui/v/0000000000000000/app.js", log.url()))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = http
+        .get(format!("{}/ui/v/{version}/../../v1/events", log.url()))
+        .send()
+        .unwrap();
+    assert!(r.status() == 404 || r.status() == 400, "{}", r.status());
+}

@@ -425,8 +425,8 @@ async function detail(indexText) {
     const all = pins();
     const mine = all[info.origin] || null;
     let logVkey = info.log_key;
-    if (!mine) {
-      all[info.origin] = { log: info.log_key, witnesses: info.witness_keys || [] };
+    if (!mine || !mine.log) {
+      all[info.origin] = { log: info.log_key, witnesses: (mine && mine.witnesses.length ? mine.witnesses : info.witness_keys) || [] };
       savePins(all);
       sKey.pass(`pinned now (first use): ${info.log_key}`);
     } else if (mine.log !== info.log_key) {
@@ -600,6 +600,27 @@ async function main() {
     }
   });
   $('sign-out').addEventListener('click', () => signOut(''));
+  $('pin-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const text = $('pin-key').value.trim();
+    try {
+      const k = await V.parseVerifierKey(text);
+      const all = pins();
+      const mine = all[info.origin] || { log: null, witnesses: [] };
+      if (k.alg === 0x04) {
+        if (!mine.witnesses.includes(k.text)) mine.witnesses.push(k.text);
+      } else {
+        mine.log = k.text;
+      }
+      all[info.origin] = mine;
+      savePins(all);
+      $('pin-key').value = '';
+      $('pin-state').textContent = `pinned ${k.name}+${k.idHex}`;
+      route();
+    } catch (e) {
+      $('pin-state').textContent = `not a key: ${e.message}`;
+    }
+  });
   $('clear-filters').addEventListener('click', () => (location.hash = '#/live'));
   $('export-csv').addEventListener('click', () => exportRows('csv'));
   $('export-ndjson').addEventListener('click', () => exportRows('ndjson'));
