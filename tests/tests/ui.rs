@@ -204,6 +204,29 @@ fn the_dashboard_streams_events_and_verifies_one_in_the_browser() {
             .len()
     });
     assert_eq!(rows, 100, "the first page");
+    // Older events page in below, from the query's cursor.
+    let more = rt.block_on(async {
+        b.client.find(Locator::Id("older")).await.unwrap().click().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = b
+                .run(
+                    "const r = document.querySelectorAll('#events tbody tr'); return [r.length, r[r.length - 1].dataset.index];",
+                    vec![],
+                )
+                .await;
+            if v[0].as_u64().unwrap() >= 200 || Instant::now() > deadline {
+                break v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    assert_eq!(more[0], 200, "{more}");
+    assert_eq!(
+        more[1].as_str().unwrap(),
+        (total - 200).to_string(),
+        "{more}"
+    );
     // A new event appears on screen within a second of its append.
     let t = Instant::now();
     post(&log, &[event("fresh-agent", Some("fresh-1"))]);

@@ -171,6 +171,8 @@ async function startLive(params) {
   if (live !== mine) return;
   for (const ev of ans.events) addRow(ev, false);
   mine.last = ans.events.length ? ans.events[0].index : null;
+  mine.older = ans.next_cursor;
+  $('older').hidden = !mine.older;
   tail(mine);
 }
 
@@ -210,6 +212,22 @@ async function tail(state) {
     $('live-state').textContent = `disconnected (${e.message}); retrying`;
   }
   if (live === state && !state.paused) setTimeout(() => live === state && tail(state), 2000);
+}
+
+/** The next page of older events, below the table (it stays bounded). */
+async function loadOlder() {
+  const state = live;
+  if (!state || !state.older) return;
+  const q = new URLSearchParams(state.query);
+  q.set('limit', '100');
+  q.set('cursor', state.older);
+  const ans = await (await api(`/v1/events?${q}`)).json();
+  if (live !== state) return;
+  const body = $('events').tBodies[0];
+  for (const ev of ans.events) body.append(row(ev));
+  while (body.rows.length > MAX_ROWS) body.deleteRow(0);
+  state.older = ans.next_cursor;
+  $('older').hidden = !state.older;
 }
 
 // ---- 24 hours at a glance
@@ -625,6 +643,7 @@ async function main() {
   $('export-csv').addEventListener('click', () => exportRows('csv'));
   $('export-ndjson').addEventListener('click', () => exportRows('ndjson'));
   $('export-bundle').addEventListener('click', () => exportBundle());
+  $('older').addEventListener('click', () => loadOlder());
   $('filters').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const q = new URLSearchParams();
