@@ -113,6 +113,19 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script failed: {e}"))
     }
 
+    /// Runs `script` every 50 ms until `done` holds for its result (at
+    /// most 10 s); returns the last result.
+    async fn poll(&self, script: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.run(script, vec![]).await;
+            if done(&v) || Instant::now() > deadline {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the verification panel is done; returns its result and
     /// each step's (result, text).
     async fn verification(&self) -> (String, Vec<(String, String)>) {
@@ -207,19 +220,7 @@ fn the_dashboard_streams_events_and_verifies_one_in_the_browser() {
     // Older events page in below, from the query's cursor.
     let more = rt.block_on(async {
         b.client.find(Locator::Id("older")).await.unwrap().click().await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let v = b
-                .run(
-                    "const r = document.querySelectorAll('#events tbody tr'); return [r.length, r[r.length - 1].dataset.index];",
-                    vec![],
-                )
-                .await;
-            if v[0].as_u64().unwrap() >= 200 || Instant::now() > deadline {
-                break v;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        b.poll("const r = document.querySelectorAll('#events tbody tr'); return [r.length, r[r.length - 1].dataset.index];", |v| v[0].as_u64().unwrap() >= 200).await
     });
     assert_eq!(more[0], 200, "{more}");
     assert_eq!(
@@ -256,21 +257,7 @@ fn the_dashboard_streams_events_and_verifies_one_in_the_browser() {
 
     // 24 hours at a glance: totals, a bar per hour, top agents by denials.
     let glance = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let v = b
-                .run(
-                    "return {total: document.getElementById('glance-total').innerText, bars: document.querySelectorAll('#chart g.bar').length, agents: [...document.querySelectorAll('#top-agents li')].map(li => li.innerText)};",
-                    vec![],
-                )
-                .await;
-            if v["bars"].as_u64().unwrap_or(0) > 0 && !v["agents"].as_array().unwrap().is_empty()
-                || Instant::now() > deadline
-            {
-                break v;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        b.poll("return {total: document.getElementById('glance-total').innerText, bars: document.querySelectorAll('#chart g.bar').length, agents: [...document.querySelectorAll('#top-agents li')].map(li => li.innerText)};", |v| v["bars"].as_u64().unwrap_or(0) > 0 && !v["agents"].as_array().unwrap().is_empty()).await
     });
     let total_text = glance["total"].as_str().unwrap();
     let shown: u64 = total_text.split(' ').next().unwrap().parse().unwrap();
@@ -302,19 +289,7 @@ fn the_dashboard_streams_events_and_verifies_one_in_the_browser() {
     )
     .unwrap();
     let agents = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let v = b
-                .run(
-                    "return {title: document.getElementById('live-title').innerText, agents: [...document.querySelectorAll('#events tbody tr td:nth-child(3)')].map(td => td.innerText)};",
-                    vec![],
-                )
-                .await;
-            if !v["agents"].as_array().unwrap().is_empty() || Instant::now() > deadline {
-                break v;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        b.poll("return {title: document.getElementById('live-title').innerText, agents: [...document.querySelectorAll('#events tbody tr td:nth-child(3)')].map(td => td.innerText)};", |v| !v["agents"].as_array().unwrap().is_empty()).await
     });
     assert_eq!(agents["title"], "Agent billing-bot");
     let list = agents["agents"].as_array().unwrap();
@@ -403,19 +378,7 @@ fn the_dashboard_streams_events_and_verifies_one_in_the_browser() {
     rt.block_on(b.client.goto(&format!("{}/ui/#/status", log.url())))
         .unwrap();
     let status = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let v = b
-                .run(
-                    "return {fields: document.getElementById('status-fields').innerText, witnesses: document.getElementById('status-witnesses').innerText};",
-                    vec![],
-                )
-                .await;
-            if v["witnesses"].as_str().unwrap_or("").contains("w1.example") || Instant::now() > deadline {
-                break v;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        b.poll("return {fields: document.getElementById('status-fields').innerText, witnesses: document.getElementById('status-witnesses').innerText};", |v| v["witnesses"].as_str().unwrap_or("").contains("w1.example")).await
     });
     assert!(
         status["fields"]
@@ -449,19 +412,11 @@ fn the_dashboard_streams_events_and_verifies_one_in_the_browser() {
             .click()
             .await
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let t = b
-                .run(
-                    "return document.getElementById('export-state').innerText;",
-                    vec![],
-                )
-                .await;
-            if t.as_str().unwrap_or("").contains("refused") || Instant::now() > deadline {
-                break t;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        b.poll(
+            "return document.getElementById('export-state').innerText;",
+            |t| t.as_str().unwrap_or("").contains("refused"),
+        )
+        .await
     });
     assert!(refused.as_str().unwrap().contains("(403)"), "{refused}");
 
@@ -489,23 +444,11 @@ fn the_dashboard_streams_events_and_verifies_one_in_the_browser() {
             .unwrap();
     });
     rt.block_on(b.sign_in(&log.url(), "not-a-token"));
-    let err = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let t = b
-                .client
-                .find(Locator::Id("signin-error"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            if !t.is_empty() || Instant::now() > deadline {
-                break t;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
+    let err = rt.block_on(b.poll(
+        "return document.getElementById('signin-error').innerText;",
+        |t| !t.as_str().unwrap_or("").is_empty(),
+    ));
+    let err = err.as_str().unwrap_or("");
     assert!(err.contains("refused this token (401)"), "{err}");
     rt.block_on(b.close());
 }
