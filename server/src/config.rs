@@ -92,6 +92,30 @@ pub struct ServeArgs {
     /// Live tails served at once; more get 503 [default: 256].
     #[arg(long, env = "VELLUM_MAX_TAILS")]
     pub max_tails: Option<usize>,
+    /// Storage backend: `embedded` (files in the data directory, the
+    /// default) or `s3` (an S3-compatible bucket; see the README's
+    /// "Running at scale").
+    #[arg(long, env = "VELLUM_STORAGE")]
+    pub storage: Option<String>,
+    /// S3 endpoint URL, e.g. http://127.0.0.1:8333 (default: AWS).
+    #[arg(long, env = "VELLUM_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [default: us-east-1].
+    #[arg(long, env = "VELLUM_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// S3 bucket.
+    #[arg(long, env = "VELLUM_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Key prefix of the log inside the bucket [default: none].
+    #[arg(long, env = "VELLUM_S3_PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// Serve the bucket's log without writing (a read replica; needs
+    /// --storage s3): follows the writer's lock record.
+    #[arg(long, env = "VELLUM_READ_ONLY", num_args = 0..=1, default_missing_value = "true")]
+    pub read_only: Option<bool>,
+    /// How often a read replica looks for new entries [default: 500ms].
+    #[arg(long, env = "VELLUM_FOLLOW_INTERVAL", value_parser = parse_duration)]
+    pub follow_interval: Option<Duration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -121,6 +145,25 @@ struct FileConfig {
     query_index: Option<bool>,
     max_tails: Option<usize>,
     sink: Option<Vec<crate::sinks::SinkToml>>,
+    storage: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_bucket: Option<String>,
+    s3_prefix: Option<String>,
+    s3_access_key_id: Option<String>,
+    /// A file holding the secret key (keep it 0600); never the key itself.
+    s3_secret_access_key_file: Option<PathBuf>,
+    read_only: Option<bool>,
+    follow_interval: Option<String>,
+}
+
+/// Where the log is stored.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// Files in the data directory.
+    Embedded,
+    /// An S3-compatible bucket.
+    S3(crate::storage::object::S3Settings),
 }
 
 /// Resolved settings.
@@ -168,6 +211,12 @@ pub struct Config {
     pub max_tails: usize,
     /// The `[[sink]]` entries, validated.
     pub sinks: Vec<crate::sinks::SinkSpec>,
+    /// Storage backend.
+    pub storage: Storage,
+    /// Serve without writing (a read replica of a bucket's log).
+    pub read_only: bool,
+    /// How often a replica looks for new entries.
+    pub follow_interval: Duration,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -273,6 +322,50 @@ impl Config {
             ));
         }
         let sinks = crate::sinks::config::validate_all(f.sink.as_deref().unwrap_or_default())?;
+        let storage = match a.storage.or(f.storage).as_deref() {
+            None | Some("embedded") => Storage::Embedded,
+            Some("s3") => {
+                let secret = match (
+                    &f.s3_secret_access_key_file,
+                    std::env::var("AWS_SECRET_ACCESS_KEY").ok(),
+                ) {
+                    (Some(p), _) => Some(
+                        std::fs::read_to_string(p)
+                            .map_err(|e| format!("s3_secret_access_key_file {}: {e}", p.display()))?
+                            .trim()
+                            .to_string(),
+                    ),
+                    (None, s) => s,
+                };
+                let s = crate::storage::object::S3Settings {
+                    endpoint: a.s3_endpoint.or(f.s3_endpoint),
+                    region: a.s3_region.or(f.s3_region).unwrap_or_default(),
+                    bucket: a.s3_bucket.or(f.s3_bucket).unwrap_or_default(),
+                    prefix: a.s3_prefix.or(f.s3_prefix).unwrap_or_default(),
+                    access_key_id: f
+                        .s3_access_key_id
+                        .or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok()),
+                    secret_access_key: secret,
+                };
+                s.validate()?;
+                Storage::S3(s)
+            }
+            Some(other) => {
+                return Err(format!(
+                    "storage {other:?} is not known: use embedded or s3"
+                ))
+            }
+        };
+        let read_only = a.read_only.or(f.read_only).unwrap_or(false);
+        if read_only && matches!(storage, Storage::Embedded) {
+            return Err("--read-only serves a bucket's log: it needs --storage s3".into());
+        }
+        let follow_interval = dur(
+            a.follow_interval,
+            f.follow_interval,
+            "follow_interval",
+            Duration::from_millis(500),
+        )?;
         let max_batch = a.max_batch.or(f.max_batch).unwrap_or(1000);
         if max_batch == 0 || max_batch > 100_000 {
             return Err("max_batch must be between 1 and 100000".into());
@@ -313,6 +406,9 @@ impl Config {
             query_index: a.query_index.or(f.query_index).unwrap_or(true),
             max_tails: a.max_tails.or(f.max_tails).unwrap_or(256).max(1),
             sinks,
+            storage,
+            read_only,
+            follow_interval,
         })
     }
 }

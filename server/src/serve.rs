@@ -51,8 +51,15 @@ async fn serve(cfg: Config) -> Result<(), String> {
     let _lock = datadir::lock_for_serving(&cfg.data).map_err(|e| e.to_string())?;
     let dir =
         datadir::DataDir::open(&cfg.data, cfg.origin.as_deref()).map_err(|e| e.to_string())?;
-    let vkey = dir.signer.verifier().to_vkey();
-    if dir.created {
+    let own_key = dir.signer.verifier().to_vkey();
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (store, bucket) = open_store(&cfg, &dir, &own_key)?;
+    // A replica serves the writer's log, under the writer's key.
+    let vkey = match &bucket {
+        Some(b) if cfg.read_only => b.log_key(),
+        _ => own_key,
+    };
+    if dir.created && !cfg.read_only {
         eprintln!(
             "vellum: created a new log in {}\n  verifier key: {vkey}\n  gateway token (append, read): {}",
             cfg.data.display(),
@@ -60,46 +67,59 @@ async fn serve(cfg: Config) -> Result<(), String> {
         );
     }
     println!("{vkey}");
-    let store: Arc<dyn storage::LogStore> = Arc::new(
-        storage::SledStore::open(&dir.db_path(), cfg.cache_bytes, cfg.dedup_table_keys)
-            .map_err(|e| e.to_string())?,
-    );
-    let metrics = Arc::new(metrics::Metrics::default());
     let cursor_secret = dir.signer.to_skey();
     let origin = dir.signer.name.clone();
     let query_dir = dir.db_path().join("query");
-    let (queue, seq) =
-        sequencer::start(store.clone(), metrics.clone(), cfg.queue).map_err(|e| e.to_string())?;
-    let witnessing = (!cfg.witnesses.is_empty()).then(|| {
-        Arc::new(witnessing::Witnessing::new(
-            cfg.witnesses.clone(),
-            cfg.witness_quorum,
-        ))
-    });
-    let checkpoints = checkpointer::Checkpointer::open(
-        store.clone(),
-        dir.signer,
-        metrics.clone(),
-        witnessing.clone(),
-    )
-    .map_err(|e| e.to_string())?;
-    checkpoints
-        .clone()
-        .start(cfg.checkpoint_interval, seq.clone())
-        .map_err(|e| e.to_string())?;
-    if let Some(w) = &witnessing {
-        let rx = w.start(
+    let (queue, seq, checkpoints, witnessing) = if cfg.read_only {
+        let verifier = vellum_spec::note::VerifierKey::parse(&vkey)
+            .map_err(|e| format!("the bucket's log key {vkey:?}: {e}"))?;
+        let (seq, checkpoints) = follow(
             store.clone(),
-            cfg.witness_timeout,
-            checkpoints.witnessed_sizes(),
+            verifier,
+            metrics.clone(),
+            cfg.follow_interval,
         )?;
-        tokio::spawn(checkpoints.clone().collect(rx));
-        tracing::info!(
-            witnesses = w.specs.len(),
-            quorum = w.quorum,
-            "checkpoints are published once cosigned by the quorum"
-        );
-    }
+        // Nothing reads this queue: appends are refused before they are queued.
+        let (queue, _) = tokio::sync::mpsc::channel(1);
+        if !cfg.witnesses.is_empty() {
+            tracing::warn!("a read-only replica does not talk to witnesses; the writer does");
+        }
+        (queue, seq, checkpoints, None)
+    } else {
+        let (queue, seq) = sequencer::start(store.clone(), metrics.clone(), cfg.queue)
+            .map_err(|e| e.to_string())?;
+        let witnessing = (!cfg.witnesses.is_empty()).then(|| {
+            Arc::new(witnessing::Witnessing::new(
+                cfg.witnesses.clone(),
+                cfg.witness_quorum,
+            ))
+        });
+        let checkpoints = checkpointer::Checkpointer::open(
+            store.clone(),
+            dir.signer,
+            metrics.clone(),
+            witnessing.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        checkpoints
+            .clone()
+            .start(cfg.checkpoint_interval, seq.clone())
+            .map_err(|e| e.to_string())?;
+        if let Some(w) = &witnessing {
+            let rx = w.start(
+                store.clone(),
+                cfg.witness_timeout,
+                checkpoints.witnessed_sizes(),
+            )?;
+            tokio::spawn(checkpoints.clone().collect(rx));
+            tracing::info!(
+                witnesses = w.specs.len(),
+                quorum = w.quorum,
+                "checkpoints are published once cosigned by the quorum"
+            );
+        }
+        (queue, seq, checkpoints, witnessing)
+    };
     let tokens = Arc::new(tokens::TokenStore::open(&cfg.data).map_err(|e| e.to_string())?);
     {
         let tokens = tokens.clone();
@@ -169,10 +189,12 @@ async fn serve(cfg: Config) -> Result<(), String> {
         tails: Arc::new(tokio::sync::Semaphore::new(cfg.max_tails)),
         sinks,
         log_key: vkey.clone(),
+        read_only: cfg.read_only,
     });
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         %addr,
+        read_only = cfg.read_only,
         checkpoint_size = state.checkpoints.current().size,
         max_connections = conn.max_connections,
         "vellum listening"
@@ -187,4 +209,89 @@ async fn serve(cfg: Config) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())
+}
+
+/// The opened backend, and the bucket store if it is S3.
+type OpenedStore = (
+    Arc<dyn storage::LogStore>,
+    Option<Arc<storage::object::BucketStore>>,
+);
+
+/// Opens the configured backend; for S3 also returns the bucket store
+/// (a writer's lease heartbeat is started here).
+fn open_store(cfg: &Config, dir: &datadir::DataDir, own_key: &str) -> Result<OpenedStore, String> {
+    match &cfg.storage {
+        crate::config::Storage::Embedded => Ok((
+            Arc::new(
+                storage::SledStore::open(&dir.db_path(), cfg.cache_bytes, cfg.dedup_table_keys)
+                    .map_err(|e| e.to_string())?,
+            ),
+            None,
+        )),
+        crate::config::Storage::S3(s) => {
+            use storage::object::{BucketStore, OpenOptions, Role};
+            let local = dir.db_path().join("s3");
+            std::fs::create_dir_all(&local).map_err(|e| format!("{}: {e}", local.display()))?;
+            let b = Arc::new(
+                BucketStore::open(OpenOptions {
+                    settings: s.clone(),
+                    role: if cfg.read_only {
+                        Role::Replica
+                    } else {
+                        Role::Writer
+                    },
+                    instance: storage::object::instance_id(&cfg.data).map_err(|e| e.to_string())?,
+                    local,
+                    log_key: Some(own_key.to_string()),
+                    dedup_table_keys: cfg.dedup_table_keys,
+                })
+                .map_err(|e| e.to_string())?,
+            );
+            if !cfg.read_only {
+                storage::object::start_heartbeat(b.clone()).map_err(|e| e.to_string())?;
+            }
+            tracing::info!(
+                bucket = %s.describe(),
+                read_only = cfg.read_only,
+                size = storage::LogStore::size(b.as_ref()).unwrap_or(0),
+                "the log is stored in the bucket"
+            );
+            Ok((b.clone(), Some(b)))
+        }
+    }
+}
+
+/// A replica's follower: every `interval` it reads what the writer
+/// committed, advances the readable size and serves the newest checkpoint.
+fn follow(
+    store: Arc<dyn storage::LogStore>,
+    verifier: vellum_spec::note::VerifierKey,
+    metrics: Arc<metrics::Metrics>,
+    interval: std::time::Duration,
+) -> Result<(Arc<sequencer::SeqState>, Arc<checkpointer::Checkpointer>), String> {
+    let size = store.size().map_err(|e| e.to_string())?;
+    let seq = sequencer::SeqState::following(size);
+    metrics
+        .tree_size
+        .store(size, std::sync::atomic::Ordering::Relaxed);
+    let checkpoints = checkpointer::Checkpointer::follow(store.clone(), verifier, metrics.clone())
+        .map_err(|e| e.to_string())?;
+    let (s2, c2) = (seq.clone(), checkpoints.clone());
+    std::thread::Builder::new()
+        .name("vellum-follower".into())
+        .spawn(move || loop {
+            std::thread::sleep(interval);
+            match store.refresh() {
+                Ok(size) => {
+                    s2.follow_to(size);
+                    metrics.tree_size.store(size, std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = c2.observe() {
+                        tracing::warn!(error = %e, "the bucket's checkpoint does not check out; serving the last good one");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the writer's progress failed; retrying"),
+            }
+        })
+        .map_err(|e| format!("spawning the follower: {e}"))?;
+    Ok((seq, checkpoints))
 }

@@ -74,6 +74,8 @@ pub struct AppState {
     pub sinks: Option<Arc<crate::sinks::Sinks>>,
     /// The log's verifier key (named in evidence bundles).
     pub log_key: String,
+    /// A read-only replica: appends and exports go to the writer.
+    pub read_only: bool,
 }
 
 /// A refused request.
@@ -94,6 +96,9 @@ pub enum ApiError {
     /// 413: too large.
     #[error("{0}")]
     TooLarge(String),
+    /// 405: this server does not do that (a read-only replica).
+    #[error("{0}")]
+    NotHere(String),
     /// 503: overloaded or storage failed; retry after the given seconds.
     #[error("{0}")]
     Unavailable(String, u32),
@@ -125,6 +130,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotHere(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ReceiptTimeout(..) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -149,6 +155,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(_, secs) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+            }
+            ApiError::NotHere(_) => {
+                h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             }
             _ => {}
         }
@@ -260,6 +269,11 @@ async fn append_inner(
     // left of the body would otherwise be read as the next request, so
     // the server closes it, and the client must not reuse it.
     let closing = |e: ApiError| ApiError::Closing(Box::new(e));
+    if st.read_only {
+        return Err(closing(ApiError::NotHere(
+            "this is a read-only replica of the log: send appends to the writer".into(),
+        )));
+    }
     let receipt = want_receipt(q).map_err(closing)?;
     let gateway = auth(st, &headers, Scope::Append).map_err(closing)?;
     if !st.seq.accepting() {
@@ -914,6 +928,11 @@ async fn export(
 ) -> Result<Response, ApiError> {
     use crate::export::{self, ExportError, ExportQuery};
     auth(&st, &headers, Scope::Admin)?;
+    if st.read_only {
+        return Err(ApiError::NotHere(
+            "evidence bundles are signed by the log's key, which only the writer holds: export from the writer".into(),
+        ));
+    }
     let pairs = query_pairs(query)?;
     let q = ExportQuery::parse(pairs).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let permit = st.exports.clone().try_acquire_owned().map_err(|_| {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use vellum_spec::tile::{parse_bundle, TILE_WIDTH};
+use vellum_spec::tile::TILE_WIDTH;
 
 use super::bundles::BundleFiles;
 use super::dedup_index::DedupIndex;
@@ -116,42 +116,9 @@ impl SledStore {
     /// Re-adds the dedup keys of entries `[from, size)` from the bundles:
     /// the keys that were only in memory when the log last stopped.
     fn reindex(&self, from: u64, size: u64) -> Result<(), StoreError> {
-        #[derive(serde::Deserialize)]
-        struct Ids<'a> {
-            #[serde(borrow)]
-            gateway: std::borrow::Cow<'a, str>,
-            #[serde(borrow)]
-            event_id: std::borrow::Cow<'a, str>,
-        }
-        let t = std::time::Instant::now();
-        let mut index = from;
-        while index < size {
-            let n = index / TILE_WIDTH;
-            let w = (size - n * TILE_WIDTH).min(TILE_WIDTH) as usize;
-            let data = self.bundles.read(n, w).map_err(io_err)?;
-            let entries = parse_bundle(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let mut keys = Vec::with_capacity(entries.len());
-            for (k, leaf) in entries.iter().enumerate() {
-                let i = n * TILE_WIDTH + k as u64;
-                if i < index {
-                    continue;
-                }
-                let ids: Ids = serde_json::from_slice(leaf).map_err(|e| {
-                    StoreError::Corrupt(format!("entry {i} lacks gateway or event_id: {e}"))
-                })?;
-                keys.push((crate::storage::dedup::key(&ids.gateway, &ids.event_id), i));
-            }
-            self.dedup.insert(&keys).map_err(io_err)?;
-            index = n * TILE_WIDTH + w as u64;
-        }
-        if size > from {
-            tracing::info!(
-                entries = size - from,
-                ms = t.elapsed().as_millis() as u64,
-                "re-indexed event IDs"
-            );
-        }
-        Ok(())
+        super::reindex_dedup(&self.dedup, from, size, &|n, w| {
+            self.bundles.read(n, w).map_err(io_err)
+        })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod bundles;
 pub mod dedup;
 pub mod dedup_index;
 pub mod embedded;
+pub mod object;
 pub mod tilefiles;
 pub mod tree;
 
@@ -31,6 +32,10 @@ pub enum StoreError {
     /// Stored data is not what the log wrote.
     #[error("storage is corrupt: {0}")]
     Corrupt(String),
+    /// Another writer took over the log (the object backend's lock): this
+    /// process must stop writing at once.
+    #[error("fenced: {0}")]
+    Fenced(String),
 }
 
 impl StoreError {
@@ -84,6 +89,8 @@ pub struct CommitBatch {
     pub dedup: Vec<(crate::storage::dedup::Key, u64)>,
     /// Tree size after this batch.
     pub new_size: u64,
+    /// Tree root after this batch (the object backend's lock record holds it).
+    pub new_root: vellum_spec::hash::Hash,
 }
 
 /// What the log needs from a storage backend. Full tiles and entries are
@@ -126,6 +133,12 @@ pub trait LogStore: Send + Sync + 'static {
     fn checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError>;
     /// Stores a signed checkpoint durably.
     fn put_checkpoint(&self, note: &[u8]) -> Result<(), StoreError>;
+    /// For a read-only replica: looks for what the writer committed since
+    /// and returns the tree size now readable. A writer's store returns
+    /// its own size.
+    fn refresh(&self) -> Result<u64, StoreError> {
+        self.size()
+    }
 }
 
 /// Calls `f` for each entry in `[from, to)` (which must be durable), in
@@ -151,6 +164,54 @@ pub fn for_each_entry<E: From<StoreError>>(
             }
         }
         n += 1;
+    }
+    Ok(())
+}
+
+/// Adds the dedup keys of entries `[from, size)` to `dedup`, reading their
+/// bundles with `read_bundle(n, width)`: rebuilds what a crash or a new
+/// machine lacks (the index is derived from the entries).
+pub fn reindex_dedup(
+    dedup: &dedup_index::DedupIndex,
+    from: u64,
+    size: u64,
+    read_bundle: &dyn Fn(u64, usize) -> Result<Vec<u8>, StoreError>,
+) -> Result<(), StoreError> {
+    use vellum_spec::tile::{parse_bundle, TILE_WIDTH};
+    #[derive(serde::Deserialize)]
+    struct Ids<'a> {
+        #[serde(borrow)]
+        gateway: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        event_id: std::borrow::Cow<'a, str>,
+    }
+    let t = std::time::Instant::now();
+    let mut index = from;
+    while index < size {
+        let n = index / TILE_WIDTH;
+        let w = (size - n * TILE_WIDTH).min(TILE_WIDTH) as usize;
+        let data = read_bundle(n, w)?;
+        let entries = parse_bundle(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut keys = Vec::with_capacity(entries.len());
+        for (k, leaf) in entries.iter().enumerate().take(w) {
+            let i = n * TILE_WIDTH + k as u64;
+            if i < index {
+                continue;
+            }
+            let ids: Ids = serde_json::from_slice(leaf).map_err(|e| {
+                StoreError::Corrupt(format!("entry {i} lacks gateway or event_id: {e}"))
+            })?;
+            keys.push((dedup::key(&ids.gateway, &ids.event_id), i));
+        }
+        dedup.insert(&keys)?;
+        index = n * TILE_WIDTH + w as u64;
+    }
+    if size > from {
+        tracing::info!(
+            entries = size - from,
+            ms = t.elapsed().as_millis() as u64,
+            "re-indexed event IDs"
+        );
     }
     Ok(())
 }

@@ -111,6 +111,21 @@ impl TreeEdge {
         self.size
     }
 
+    /// The tree's root (RFC 9162 MTH), from the edge alone: every maximal
+    /// perfect subtree of the tree lies in the incomplete tile of its level.
+    pub fn root(&self) -> Hash {
+        let hashes: Vec<Hash> = vellum_spec::merkle::range_nodes(0, self.size)
+            .into_iter()
+            .map(|n| {
+                let level = (n.height / TILE_HEIGHT) as usize;
+                let r = n.height % TILE_HEIGHT;
+                let start = (n.index << r) % TILE_WIDTH;
+                vellum_spec::tile::node_in_tile(&self.rows[level], start as usize, 1 << r)
+            })
+            .collect();
+        vellum_spec::merkle::fold_range(&hashes)
+    }
+
     /// Appends leaf hashes and returns the tiles to write: every tile that
     /// became full and the new partial tile of each level that changed.
     pub fn append(&mut self, leaves: &[Hash]) -> Vec<StoredTileBytes> {
@@ -231,5 +246,32 @@ impl<'a> StoreNodes<'a> {
 impl NodeReader for StoreNodes<'_> {
     fn read_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, ProofError> {
         nodes.iter().map(|n| self.node(*n)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_edge_root_is_the_tree_root() {
+        let leaves: Vec<Hash> = (0..70_000u32)
+            .map(|i| vellum_spec::hash::leaf_hash(&i.to_be_bytes()))
+            .collect();
+        let mut edge = TreeEdge {
+            size: 0,
+            rows: vec![],
+        };
+        assert_eq!(edge.root(), vellum_spec::merkle::reference_root(&[]));
+        let mut at = 0;
+        for step in [1usize, 2, 253, 1, 1, 300, 65_000, 4_442] {
+            edge.append(&leaves[at..at + step]);
+            at += step;
+            assert_eq!(
+                edge.root(),
+                vellum_spec::merkle::reference_root(&leaves[..at]),
+                "size {at}"
+            );
+        }
     }
 }

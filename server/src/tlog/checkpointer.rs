@@ -36,7 +36,11 @@ pub struct Published {
 /// Signs and publishes checkpoints.
 pub struct Checkpointer {
     store: Arc<dyn LogStore>,
-    signer: SignerKey,
+    /// The log's key; `None` on a read-only replica, which only serves the
+    /// checkpoints the writer stored ([`Checkpointer::follow`]).
+    signer: Option<SignerKey>,
+    /// The key checkpoints are verified with.
+    verifier: vellum_spec::note::VerifierKey,
     metrics: Arc<Metrics>,
     published: RwLock<Arc<Published>>,
     /// Size of the published checkpoint, for waiters (receipts).
@@ -94,34 +98,9 @@ impl Checkpointer {
         witnessing: Option<Arc<Witnessing>>,
     ) -> Result<Arc<Checkpointer>, StoreError> {
         let size = store.size()?;
+        let verifier = signer.verifier();
         let published = match store.checkpoint()? {
-            Some(note) => {
-                let n =
-                    Note::parse(&note).map_err(|e| corrupt(format!("stored checkpoint: {e}")))?;
-                n.verify(&[signer.verifier()])
-                    .map_err(|e| corrupt(format!("stored checkpoint: {e}")))?;
-                let cp = Checkpoint::parse(&n.text)
-                    .map_err(|e| corrupt(format!("stored checkpoint: {e}")))?;
-                if cp.size > size {
-                    return Err(corrupt(format!(
-                        "stored checkpoint covers {} entries but the log holds {size}",
-                        cp.size
-                    )));
-                }
-                let root = tree_root(cp.size, &StoreNodes::new(store.as_ref(), size))
-                    .map_err(|e| corrupt(e.to_string()))?;
-                if root != cp.root {
-                    return Err(corrupt(format!(
-                        "stored checkpoint root for size {} does not match the stored tree",
-                        cp.size
-                    )));
-                }
-                Published {
-                    note,
-                    size: cp.size,
-                    root: cp.root,
-                }
-            }
+            Some(note) => check_stored(store.as_ref(), &verifier, note, size)?,
             None => {
                 let s = sign(store.as_ref(), &signer, size)?;
                 let note = s.note_with(&BTreeMap::new());
@@ -138,7 +117,8 @@ impl Checkpointer {
             .store(published.size, Ordering::Relaxed);
         let c = Arc::new(Checkpointer {
             store,
-            signer,
+            signer: Some(signer),
+            verifier,
             metrics,
             published_size: watch::channel(published.size).0,
             signed_size: AtomicU64::new(published.size),
@@ -148,6 +128,64 @@ impl Checkpointer {
             lag: Mutex::new(Lag::default()),
         });
         Ok(c)
+    }
+
+    /// A read-only replica's checkpointer: serves the checkpoint the writer
+    /// stored, checked against `verifier` and the stored tree; never signs.
+    /// [`Checkpointer::observe`] picks up newer ones.
+    pub fn follow(
+        store: Arc<dyn LogStore>,
+        verifier: vellum_spec::note::VerifierKey,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Checkpointer>, StoreError> {
+        let size = store.size()?;
+        let published = match store.checkpoint()? {
+            Some(note) => check_stored(store.as_ref(), &verifier, note, size)?,
+            None => {
+                return Err(corrupt(
+                    "the writer has stored no checkpoint yet; start the writer first".into(),
+                ))
+            }
+        };
+        metrics
+            .checkpoint_size
+            .store(published.size, Ordering::Relaxed);
+        Ok(Arc::new(Checkpointer {
+            store,
+            signer: None,
+            verifier,
+            metrics,
+            published_size: watch::channel(published.size).0,
+            signed_size: AtomicU64::new(published.size),
+            published: RwLock::new(Arc::new(published)),
+            witnessing: None,
+            jobs: Mutex::new(None),
+            lag: Mutex::new(Lag::default()),
+        }))
+    }
+
+    /// On a replica: serves the store's checkpoint if it is newer than the
+    /// one served and checks out (signature, root against the stored tree).
+    pub fn observe(&self) -> Result<bool, StoreError> {
+        let size = self.store.size()?;
+        let Some(note) = self.store.checkpoint()? else {
+            return Ok(false);
+        };
+        if note == self.current().note {
+            return Ok(false);
+        }
+        let p = check_stored(self.store.as_ref(), &self.verifier, note, size)?;
+        if p.size < self.current().size {
+            return Ok(false);
+        }
+        let size = p.size;
+        self.metrics.checkpoint_size.store(size, Ordering::Relaxed);
+        match self.published.write() {
+            Ok(mut w) => *w = Arc::new(p),
+            Err(w) => *w.into_inner() = Arc::new(p),
+        }
+        self.published_size.send_replace(size);
+        Ok(true)
     }
 
     /// The sizes each witness has cosigned according to the published note
@@ -256,7 +294,10 @@ impl Checkpointer {
     /// Signs a statement (a note text) with the log's key, e.g. an export
     /// manifest.
     pub fn sign_statement(&self, text: &str) -> Result<Vec<u8>, StoreError> {
-        vellum_spec::note::Note::sign(text, &[&self.signer])
+        let signer = self.signer.as_ref().ok_or_else(|| {
+            StoreError::Backend("a read-only replica holds no signing key".into())
+        })?;
+        vellum_spec::note::Note::sign(text, &[signer])
             .map(|n| n.to_bytes())
             .map_err(|e| StoreError::Backend(format!("signing: {e}")))
     }
@@ -280,8 +321,11 @@ impl Checkpointer {
         if size <= self.signed_size.load(Ordering::Acquire) || size <= self.current().size {
             return Ok(false);
         }
+        let Some(signer) = &self.signer else {
+            return Ok(false);
+        };
         let t = Instant::now();
-        let signed = sign(self.store.as_ref(), &self.signer, size)?;
+        let signed = sign(self.store.as_ref(), signer, size)?;
         self.metrics
             .checkpoint_seconds
             .observe(t.elapsed().as_secs_f64());
@@ -406,6 +450,39 @@ impl Checkpointer {
             )),
         }
     }
+}
+
+/// Checks a stored checkpoint note: signed by `verifier`, within the
+/// stored `size`, and its root that of the stored tree.
+fn check_stored(
+    store: &dyn LogStore,
+    verifier: &vellum_spec::note::VerifierKey,
+    note: Vec<u8>,
+    size: u64,
+) -> Result<Published, StoreError> {
+    let n = Note::parse(&note).map_err(|e| corrupt(format!("stored checkpoint: {e}")))?;
+    n.verify(std::slice::from_ref(verifier))
+        .map_err(|e| corrupt(format!("stored checkpoint: {e}")))?;
+    let cp = Checkpoint::parse(&n.text).map_err(|e| corrupt(format!("stored checkpoint: {e}")))?;
+    if cp.size > size {
+        return Err(corrupt(format!(
+            "stored checkpoint covers {} entries but the log holds {size}",
+            cp.size
+        )));
+    }
+    let root =
+        tree_root(cp.size, &StoreNodes::new(store, size)).map_err(|e| corrupt(e.to_string()))?;
+    if root != cp.root {
+        return Err(corrupt(format!(
+            "stored checkpoint root for size {} does not match the stored tree",
+            cp.size
+        )));
+    }
+    Ok(Published {
+        note,
+        size: cp.size,
+        root: cp.root,
+    })
 }
 
 /// Computes the root of `size` entries and signs a checkpoint for it.

@@ -110,6 +110,20 @@ impl SeqState {
         }
     }
 
+    /// A replica's view: no sequencer, the size follows the writer
+    /// ([`SeqState::follow_to`]).
+    pub fn following(size: u64) -> Arc<SeqState> {
+        Arc::new(SeqState::new(size))
+    }
+
+    /// On a replica: the writer's log grew to `size`.
+    pub fn follow_to(&self, size: u64) {
+        if size > self.durable_size.load(Ordering::Acquire) {
+            self.durable_size.store(size, Ordering::Release);
+            self.durable_watch.send_replace(size);
+        }
+    }
+
     /// True when appends are accepted (one atomic load).
     pub fn accepting(&self) -> bool {
         self.state.load(Ordering::Acquire) == 0
@@ -390,6 +404,7 @@ fn commit(
     if !leaves.is_empty() {
         batch.tiles = edge.append(&leaves);
         batch.new_size = edge.size();
+        batch.new_root = edge.root();
         let t = Instant::now();
         store.commit(&batch)?;
         metrics.fsync_seconds.observe(t.elapsed().as_secs_f64());
