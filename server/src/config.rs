@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// --storage s3): follows the writer's lock record.
     #[arg(long, env = "VELLUM_READ_ONLY", num_args = 0..=1, default_missing_value = "true")]
     pub read_only: Option<bool>,
+    /// The S3 writer's lease: another writer may take over this long after
+    /// this one stopped renewing it [default: 15s].
+    #[arg(long, env = "VELLUM_S3_LEASE", value_parser = parse_duration)]
+    pub s3_lease: Option<Duration>,
     /// How often a read replica looks for new entries [default: 500ms].
     #[arg(long, env = "VELLUM_FOLLOW_INTERVAL", value_parser = parse_duration)]
     pub follow_interval: Option<Duration>,
@@ -155,6 +159,7 @@ struct FileConfig {
     s3_secret_access_key_file: Option<PathBuf>,
     read_only: Option<bool>,
     follow_interval: Option<String>,
+    s3_lease: Option<String>,
 }
 
 /// Where the log is stored.
@@ -217,6 +222,8 @@ pub struct Config {
     pub read_only: bool,
     /// How often a replica looks for new entries.
     pub follow_interval: Duration,
+    /// The S3 writer's lease.
+    pub s3_lease: Duration,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -366,6 +373,15 @@ impl Config {
             "follow_interval",
             Duration::from_millis(500),
         )?;
+        let s3_lease = dur(
+            a.s3_lease,
+            f.s3_lease,
+            "s3_lease",
+            crate::storage::object::lock::DEFAULT_LEASE,
+        )?;
+        if s3_lease < Duration::from_secs(1) {
+            return Err("s3_lease must be at least 1s".into());
+        }
         let max_batch = a.max_batch.or(f.max_batch).unwrap_or(1000);
         if max_batch == 0 || max_batch > 100_000 {
             return Err("max_batch must be between 1 and 100000".into());
@@ -409,6 +425,7 @@ impl Config {
             storage,
             read_only,
             follow_interval,
+            s3_lease,
         })
     }
 }

@@ -244,6 +244,7 @@ fn open_store(cfg: &Config, dir: &datadir::DataDir, own_key: &str) -> Result<Ope
                     local,
                     log_key: Some(own_key.to_string()),
                     dedup_table_keys: cfg.dedup_table_keys,
+                    lease: cfg.s3_lease,
                 })
                 .map_err(|e| e.to_string())?,
             );

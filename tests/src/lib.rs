@@ -5,6 +5,7 @@
 //! fails; and offers a small blocking client and an independent
 //! tile-based tree checker.
 
+pub mod objectstore;
 pub mod receivers;
 
 use std::path::{Path, PathBuf};
@@ -165,6 +166,35 @@ pub struct Log {
     pub prefix: Vec<String>,
     /// A descriptor limit (soft and hard) the log is started with.
     pub nofile: Option<u64>,
+    /// Environment variables the log is started with.
+    pub env: Vec<(String, String)>,
+    /// The object store the log runs on, in the `*_s3` suites.
+    pub seaweed: Option<objectstore::Seaweed>,
+}
+
+/// True in the test binaries named `*_s3`: the same tests (the `[[test]]`
+/// targets of that name reuse another target's file), run against the S3
+/// backend on a SeaweedFS of each log's own.
+pub fn s3_suite() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .and_then(|n| {
+            n.rsplit_once('-')
+                .map(|(name, _hash)| name.ends_with("_s3"))
+        })
+        .unwrap_or(false)
+}
+
+/// Credentials for the tests' SeaweedFS, as `vellum` reads them.
+pub fn s3_env() -> Vec<(String, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID".into(), objectstore::ACCESS_KEY.into()),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            objectstore::SECRET_KEY.into(),
+        ),
+    ]
 }
 
 impl Log {
@@ -191,7 +221,10 @@ impl Log {
             stderr: None,
             prefix: vec![],
             nofile: None,
+            env: vec![],
+            seaweed: None,
         }
+        .on_suite_storage()
     }
 
     /// Starts a new log with a 100 ms checkpoint interval plus `args`.
@@ -210,9 +243,23 @@ impl Log {
             stderr: None,
             prefix: vec![],
             nofile: None,
-        };
+            env: vec![],
+            seaweed: None,
+        }
+        .on_suite_storage();
         log.spawn();
         log
+    }
+
+    /// In a `*_s3` suite, puts the log on a SeaweedFS of its own.
+    fn on_suite_storage(mut self) -> Log {
+        if s3_suite() {
+            let sw = objectstore::Seaweed::start();
+            self.args.extend(sw.serve_args("log"));
+            self.env.extend(s3_env());
+            self.seaweed = Some(sw);
+        }
+        self
     }
 
     /// Base URL.
@@ -262,6 +309,7 @@ impl Log {
                 "test.example/log",
             ])
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null());
         let (cap, err) = Captured::new(capture_dir(), "vellum serve");

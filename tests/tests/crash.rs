@@ -154,7 +154,12 @@ fn kill9_under_load_loses_nothing_acknowledged() {
         assert_eq!(ev["event_id"].as_str().unwrap(), a.event_id);
     }
     // The dedup index survived too: resending returns the original index.
-    let runs = std::fs::read_dir(log.data().join("db/dedup"))
+    let dedup_dir = if s3_suite() {
+        "db/s3/dedup"
+    } else {
+        "db/dedup"
+    };
+    let runs = std::fs::read_dir(log.data().join(dedup_dir))
         .unwrap()
         .count();
     assert!(runs >= 1, "no dedup runs were written");

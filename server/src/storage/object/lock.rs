@@ -7,9 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How long a lease lasts without renewal; a second writer may take over
-/// once it expired. Renewed every third of it.
-pub const LEASE_MS: i64 = 15_000;
+/// How long a lease lasts by default without renewal; a second writer may
+/// take over once it expired. Renewed every third of it.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The lock record's contents.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -40,7 +40,7 @@ use vellum_spec::tile::{parse_bundle, push_bundle_entry, tile_width, TILE_WIDTH}
 
 use self::cache::Lru;
 use self::layout::Layout;
-use self::lock::{now_ms, LockRecord, LEASE_MS};
+use self::lock::{now_ms, LockRecord};
 pub use self::settings::S3Settings;
 use super::dedup_index::DedupIndex;
 use super::tree::{encode_tile, TreeEdge};
@@ -87,6 +87,8 @@ pub struct OpenOptions {
     pub log_key: Option<String>,
     /// Keys per dedup table (see [`DedupIndex`]).
     pub dedup_table_keys: usize,
+    /// How long the writer's lease lasts without renewal.
+    pub lease: Duration,
 }
 
 /// The current partial entry bundle: bundle `n` with `count` entries.
@@ -131,6 +133,7 @@ pub struct BucketStore {
     bundles: Lru<(u64, usize), Vec<u8>>,
     dedup: Arc<DedupIndex>,
     fenced: Arc<AtomicBool>,
+    lease_ms: i64,
     gc: Option<mpsc::UnboundedSender<(Instant, Vec<Path>)>>,
 }
 
@@ -237,6 +240,7 @@ impl BucketStore {
             bundles: Lru::new(BUNDLE_CACHE),
             dedup,
             fenced: Arc::new(AtomicBool::new(false)),
+            lease_ms: (o.lease.as_millis() as i64).max(1000),
             gc: None,
         };
         match o.role {
@@ -345,7 +349,7 @@ impl BucketStore {
                 holder: self.instance.clone(),
                 host: lock::host_name(),
                 pid: std::process::id(),
-                lease_until_ms: now + LEASE_MS,
+                lease_until_ms: now + self.lease_ms,
                 size,
                 root,
                 log_key: log_key.clone(),
@@ -369,7 +373,7 @@ impl BucketStore {
                             self.where_,
                             old.who(),
                             old.lease_until_ms - now,
-                            LEASE_MS / 1000
+                            self.lease_ms / 1000
                         )));
                     }
                     if old.holder != self.instance {
@@ -472,7 +476,7 @@ impl BucketStore {
                 None => return Err(self.fence("the lock record was deleted")),
             }
         }
-        rec.lease_until_ms = now_ms() + LEASE_MS;
+        rec.lease_until_ms = now_ms() + self.lease_ms;
         match self.put_record(&rec, PutMode::Update(w.version.clone())) {
             Ok(Some(v)) => {
                 w.version = v;
@@ -503,7 +507,7 @@ impl BucketStore {
             return Ok(());
         };
         let Some(w) = g.as_mut() else { return Ok(()) };
-        if w.swapped.elapsed() < Duration::from_millis(LEASE_MS as u64 / 3) && !w.uncertain {
+        if w.swapped.elapsed() < Duration::from_millis(self.lease_ms as u64 / 3) && !w.uncertain {
             return Ok(());
         }
         let rec = self.read_record();
@@ -767,7 +771,7 @@ impl LogStore for BucketStore {
             return Err(StoreError::Fenced("this writer was fenced".into()));
         }
         // Write objects only while the lease is surely ours.
-        if w.swapped.elapsed() > Duration::from_millis(LEASE_MS as u64 / 3) || w.uncertain {
+        if w.swapped.elapsed() > Duration::from_millis(self.lease_ms as u64 / 3) || w.uncertain {
             let rec = self.read_record();
             self.swap(w, rec)?;
         }
@@ -1019,7 +1023,9 @@ pub fn start_heartbeat(store: Arc<BucketStore>) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("vellum-lease".into())
         .spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(1000));
+            std::thread::sleep(Duration::from_millis(
+                (store.lease_ms as u64 / 6).clamp(100, 1000),
+            ));
             if let Err(e) = store.renew() {
                 tracing::warn!(error = %e, "renewing the writer's lease failed; retrying");
             }

@@ -1,0 +1,6 @@
+//! The tests of `crash.rs`, run against the S3 backend: every log they
+//! start stores its tree in a SeaweedFS of its own (see
+//! `vellum_tests::s3_suite`).
+
+#[path = "crash.rs"]
+mod crash;
