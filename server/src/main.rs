@@ -49,6 +49,8 @@ enum Cmd {
     Sinks(cli::ask::SinksArgs),
     /// Download an evidence bundle (admin token) to a file.
     Export(cli::export::ExportArgs),
+    /// Copy a stopped embedded log into an S3 bucket and verify the copy.
+    Migrate(cli::migrate::MigrateArgs),
     /// Load-generate against a log and print throughput and latency medians.
     Bench(cli::bench::BenchArgs),
     /// Run mixed, partly hostile load for a long time and print memory,
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Cmd::Stats(a) => cli::ask::run_stats(a),
         Cmd::Sinks(a) => cli::ask::run_sinks(a),
         Cmd::Bench(a) => cli::bench::run(a),
+        Cmd::Migrate(a) => cli::migrate::run(a),
         Cmd::Soak(a) => cli::soak::run(a),
     };
     match res {

@@ -438,3 +438,49 @@ fn the_probe_refuses_a_store_that_ignores_conditional_writes() {
         "nothing but the probe was written: {seen:?}"
     );
 }
+
+#[test]
+fn migrate_copies_an_embedded_log_into_a_bucket_and_verifies_it() {
+    let sw = Seaweed::start();
+    let mut log = Log::init();
+    log.spawn();
+    let token = log.token();
+    let acked = append_n(&log, &token, "old", 1300);
+    let cp = log.wait_checkpoint(1300);
+    log.kill9();
+
+    let run = |to: &str| {
+        let mut cmd = Command::new(bin("vellum"));
+        cmd.args(["migrate", "--from"])
+            .arg(log.data())
+            .args(["--to", to, "--s3-endpoint", &sw.endpoint()])
+            .envs(s3_env());
+        run_measured(cmd)
+    };
+    let (code, out, err, _) = run("s3://vellum/moved");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("verified"), "{out}");
+    assert!(out.contains(&format!("at size {}", cp.size)), "{out}");
+    // Into a prefix that holds a log: refused.
+    let (code, _, err, _) = run("s3://vellum/moved");
+    assert_ne!(code, 0);
+    assert!(err.contains("already holds a log of 1300 entries"), "{err}");
+
+    // The same data directory now serves the bucket: same tree, same
+    // checkpoint key, the old event IDs still deduplicated.
+    log.args = sw.serve_args("moved");
+    log.env = s3_env();
+    log.spawn();
+    let now = log.checkpoint().0;
+    assert_eq!((now.size, now.root), (cp.size, cp.root));
+    let (s, b) = log.post_events(
+        Some(&token),
+        serde_json::to_vec(&vec![event("old", Some("old-5"))]).unwrap(),
+    );
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["entries"][0]["index"].as_u64().unwrap(), acked[5].0);
+    append_n(&log, &token, "new", 100);
+    log.wait_checkpoint(1400);
+    verify_static(&sw, "moved", &log);
+}

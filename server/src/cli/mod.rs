@@ -8,6 +8,7 @@ pub mod bench_query;
 pub mod bench_sinks;
 pub mod export;
 pub mod loadgen;
+pub mod migrate;
 pub mod soak;
 pub mod token;
 
