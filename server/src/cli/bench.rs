@@ -78,11 +78,27 @@ pub struct BenchArgs {
     /// Data directory for the started log [default: a new temporary one].
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Compare storage backends in one run: `s3` measures the embedded
+    /// backend and then the S3 one (writer, and proofs from a read-only
+    /// replica), and prints both with their ratios.
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// S3 endpoint for --storage s3 (credentials from AWS_ACCESS_KEY_ID
+    /// and AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "VELLUM_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Bucket for --storage s3.
+    #[arg(long, env = "VELLUM_S3_BUCKET", default_value = "vellum")]
+    pub s3_bucket: String,
 }
 
 /// Runs `clients` loops of `op` for `secs` seconds; returns the median of
 /// per-second completed-unit counts (the first second is warm-up).
-async fn per_second<F, Fut>(clients: usize, secs: u64, op: F) -> Result<(f64, u64), String>
+pub(crate) async fn per_second<F, Fut>(
+    clients: usize,
+    secs: u64,
+    op: F,
+) -> Result<(f64, u64), String>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<u64, String>> + Send,
@@ -118,7 +134,7 @@ where
     Ok((median(&mut samples), done.load(Relaxed)))
 }
 
-async fn post(
+pub(crate) async fn post(
     http: &reqwest::Client,
     url: &str,
     token: &str,
@@ -147,7 +163,7 @@ async fn post(
     Ok(text.windows(8).filter(|w| w == b"\"index\":").count() as u64)
 }
 
-async fn checkpoint_size(http: &reqwest::Client, url: &str) -> Result<u64, String> {
+pub(crate) async fn checkpoint_size(http: &reqwest::Client, url: &str) -> Result<u64, String> {
     let t = http
         .get(format!("{url}/checkpoint"))
         .send()
@@ -162,7 +178,7 @@ async fn checkpoint_size(http: &reqwest::Client, url: &str) -> Result<u64, Strin
         .ok_or_else(|| format!("bad checkpoint: {t:?}"))
 }
 
-async fn fill_to(
+pub(crate) async fn fill_to(
     http: &reqwest::Client,
     url: &str,
     token: &str,
@@ -232,6 +248,14 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         let secs = a.seconds.unwrap_or(if a.full { 10 } else { 5 });
         return super::bench_sinks::run(n, secs, a.data.clone(), a.sink_set.clone()).await;
     }
+    if let Some(st) = &a.storage {
+        if st != "s3" {
+            return Err(format!(
+                "--storage {st:?}: only s3 is compared (with embedded)"
+            ));
+        }
+        return super::bench_storage::run(&a).await;
+    }
     let seconds = a.seconds.unwrap_or(if a.full { 10 } else { 5 });
     let proof_entries = a
         .proof_entries
@@ -292,8 +316,100 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         seconds,
         single_bodies.body().len()
     );
-    let ev_url = format!("{url}/v1/events");
 
+    let m = appends(&http, &url, &token, &a, seconds, latency_samples).await?;
+    println!(
+        "durable appends/s, {}-event batches, {} clients: median {:.0}",
+        a.batch, a.batch_clients, m.batched
+    );
+    println!(
+        "durable appends/s, single-event requests, {} clients: median {:.0}",
+        a.clients, m.single
+    );
+    println!(
+        "append ack -> in a published checkpoint: p50 {:.0} ms, p99 {:.0} ms ({} samples)",
+        m.p50 * 1e3,
+        m.p99 * 1e3,
+        m.samples
+    );
+
+    // 4. Proofs on a large log, and memory as it grows: at each target
+    // size (or the size the earlier phases already reached), serve random
+    // proofs, then read the log's resident memory. Figures name the actual
+    // size.
+    let mut targets: Vec<u64> = vec![proof_entries];
+    if pid.is_some() {
+        targets.extend(rss_at.iter().copied());
+    }
+    targets.sort();
+    targets.dedup();
+    for target in targets {
+        eprintln!("filling the log to {target} entries ...");
+        let t0 = Instant::now();
+        fill_to(&http, &url, &token, target, &batch_bodies, a.batch_clients).await?;
+        eprintln!("  reached in {:.0} s", t0.elapsed().as_secs_f64());
+        let size = checkpoint_size(&http, &url).await?;
+        let (h, u) = (http.clone(), url.clone());
+        let (proofs, _) = per_second(a.clients, seconds, move |c| {
+            let (h, u) = (h.clone(), u.clone());
+            async move {
+                let i = (c as u64 * 2_654_435_761 + rand::random::<u32>() as u64) % size;
+                let r = h
+                    .get(format!("{u}/v1/proof/inclusion?index={i}&size={size}"))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !r.status().is_success() {
+                    return Err(format!("proof: HTTP {}", r.status()));
+                }
+                r.bytes().await.map_err(|e| e.to_string())?;
+                Ok(1)
+            }
+        })
+        .await?;
+        println!(
+            "inclusion proofs/s on a log of {size} entries, {} clients: median {:.0}",
+            a.clients, proofs
+        );
+        if let Some(kib) = pid.and_then(rss_kib) {
+            println!(
+                "resident memory of the log at {size} entries, after appends and proofs: {:.0} MiB",
+                kib as f64 / 1024.0
+            );
+        }
+    }
+    drop(own);
+    Ok(())
+}
+
+/// The append phases' figures.
+pub(crate) struct AppendFigures {
+    /// Durable appends/s with batches (median).
+    pub batched: f64,
+    /// Durable appends/s with single-event requests (median).
+    pub single: f64,
+    /// Append ack -> published checkpoint, p50 and p99, seconds.
+    pub p50: f64,
+    /// See `p50`.
+    pub p99: f64,
+    /// Latency samples taken.
+    pub samples: usize,
+}
+
+/// Phases 1-3: batched appends/s, single-event appends/s, and append ->
+/// published checkpoint latency under a background load.
+pub(crate) async fn appends(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    a: &BenchArgs,
+    seconds: u64,
+    latency_samples: usize,
+) -> Result<AppendFigures, String> {
+    let (url, token) = (url.to_string(), token.to_string());
+    let batch_bodies = Bodies::new(a.batch, a.event_bytes, true);
+    let single_bodies = Bodies::new(1, a.event_bytes, false);
+    let ev_url = format!("{url}/v1/events");
     // 1. Batched appends.
     let (h, u, t, b) = (
         http.clone(),
@@ -306,10 +422,6 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         async move { post(&h, &u, &t, body).await }
     })
     .await?;
-    println!(
-        "durable appends/s, {}-event batches, {} clients: median {:.0}",
-        a.batch, a.batch_clients, batched
-    );
 
     // 2. Single-event requests.
     let (h, u, t, b) = (
@@ -323,10 +435,6 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         async move { post(&h, &u, &t, body).await }
     })
     .await?;
-    println!(
-        "durable appends/s, single-event requests, {} clients: median {:.0}",
-        a.clients, single
-    );
 
     // 3. Append acknowledged -> covered by a published checkpoint, under a
     // background load of batched appends.
@@ -377,58 +485,11 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         t.await.map_err(|e| e.to_string())??;
     }
     let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
-    println!(
-        "append ack -> in a published checkpoint: p50 {:.0} ms, p99 {:.0} ms ({} samples)",
-        p50 * 1e3,
-        p99 * 1e3,
-        lat.len()
-    );
-
-    // 4. Proofs on a large log, and memory as it grows: at each target
-    // size (or the size the earlier phases already reached), serve random
-    // proofs, then read the log's resident memory. Figures name the actual
-    // size.
-    let mut targets: Vec<u64> = vec![proof_entries];
-    if pid.is_some() {
-        targets.extend(rss_at.iter().copied());
-    }
-    targets.sort();
-    targets.dedup();
-    for target in targets {
-        eprintln!("filling the log to {target} entries ...");
-        let t0 = Instant::now();
-        fill_to(&http, &url, &token, target, &batch_bodies, a.batch_clients).await?;
-        eprintln!("  reached in {:.0} s", t0.elapsed().as_secs_f64());
-        let size = checkpoint_size(&http, &url).await?;
-        let (h, u) = (http.clone(), url.clone());
-        let (proofs, _) = per_second(a.clients, seconds, move |c| {
-            let (h, u) = (h.clone(), u.clone());
-            async move {
-                let i = (c as u64 * 2_654_435_761 + rand::random::<u32>() as u64) % size;
-                let r = h
-                    .get(format!("{u}/v1/proof/inclusion?index={i}&size={size}"))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !r.status().is_success() {
-                    return Err(format!("proof: HTTP {}", r.status()));
-                }
-                r.bytes().await.map_err(|e| e.to_string())?;
-                Ok(1)
-            }
-        })
-        .await?;
-        println!(
-            "inclusion proofs/s on a log of {size} entries, {} clients: median {:.0}",
-            a.clients, proofs
-        );
-        if let Some(kib) = pid.and_then(rss_kib) {
-            println!(
-                "resident memory of the log at {size} entries, after appends and proofs: {:.0} MiB",
-                kib as f64 / 1024.0
-            );
-        }
-    }
-    drop(own);
-    Ok(())
+    Ok(AppendFigures {
+        batched,
+        single,
+        p50,
+        p99,
+        samples: lat.len(),
+    })
 }

@@ -6,6 +6,7 @@ pub mod ask;
 pub mod bench;
 pub mod bench_query;
 pub mod bench_sinks;
+pub mod bench_storage;
 pub mod export;
 pub mod loadgen;
 pub mod migrate;
