@@ -173,7 +173,7 @@ fn row_len(size: u64, level: u8) -> u64 {
 }
 
 /// Root of a full tile's subtree, from the two hashes of its top stored row.
-fn full_tile_root(enc: &[u8]) -> Hash {
+pub fn full_tile_root(enc: &[u8]) -> Hash {
     let t = StoredTile::new(enc, TILE_WIDTH as usize).expect("encode_tile output is well formed");
     match (t.node(TILE_HEIGHT - 1, 0), t.node(TILE_HEIGHT - 1, 1)) {
         (Some(l), Some(r)) => node_hash(&l, &r),

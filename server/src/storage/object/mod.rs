@@ -1,12 +1,17 @@
 //! The object-storage backend (`vellum serve --storage s3`): the log in an
 //! S3-compatible bucket, laid out exactly as C2SP tlog-tiles serves it.
 //!
-//! * A commit writes the batch's entry bundles and hash tiles as one round
-//!   of concurrent PUTs (full ones write-once, with `If-None-Match: *`;
-//!   partial ones `.p/<W>` replaced), then swaps the lock record
+//! * A commit writes the batch's entry bundles (the partial one too) and
+//!   the hash tiles that became full as one round of concurrent PUTs (full
+//!   ones write-once, with `If-None-Match: *`), then swaps the lock record
 //!   ([`lock`]) with `If-Match`: the swap is the commit point. An append
 //!   is acknowledged only after it, so an acknowledged entry is durable in
 //!   the bucket. Nothing is kept only locally.
+//! * Partial hash tiles (`.p/<W>`) are derived from the entries and full
+//!   tiles below them; they are written for each size a checkpoint is
+//!   stored for (C2SP asks for those), before the checkpoint, not by every
+//!   commit. Where one is absent (a restart at another size, a replica
+//!   reading the newest size) it is rebuilt from below.
 //! * One writer: the lock record names the holder and a lease. A second
 //!   writer refuses to start while the lease is live; a writer that loses
 //!   a swap has been fenced and the process exits at once.
@@ -613,6 +618,19 @@ impl BucketStore {
         if let Some(t) = self.tiles.get(&(level, index, w)) {
             return Ok(Some(t));
         }
+        let enc = match self.get_tile(level, index, w)? {
+            Some(enc) => enc,
+            None if (w as u64) < TILE_WIDTH => self.rebuild_partial(level, index, w)?,
+            None => return Ok(None),
+        };
+        let enc = Arc::new(enc);
+        self.tiles.put((level, index, w), enc.clone());
+        Ok(Some(enc))
+    }
+
+    /// Reads tile object (level, index) of width `w` and encodes it for
+    /// storage; `None` if the bucket does not hold it.
+    fn get_tile(&self, level: u8, index: u64, w: usize) -> Result<Option<Vec<u8>>, StoreError> {
         let (os, path) = (self.os.clone(), self.layout.tile(level, index, w));
         let p2 = path.clone();
         let Some((data, _)) = self.block(async move {
@@ -630,9 +648,76 @@ impl BucketStore {
                     w * HASH_SIZE
                 ))
             })?;
-        let enc = Arc::new(encode_tile(&row));
-        self.tiles.put((level, index, w), enc.clone());
-        Ok(Some(enc))
+        Ok(Some(encode_tile(&row)))
+    }
+
+    /// Rebuilds partial tile (level, index) of width `w` from what lies
+    /// below it: leaf hashes of the entries (level 0), or the roots of the
+    /// full tiles of the level below.
+    fn rebuild_partial(&self, level: u8, index: u64, w: usize) -> Result<Vec<u8>, StoreError> {
+        let row: Vec<Hash> = if level == 0 {
+            let data = self.bundle(index, w)?;
+            parse_bundle(&data)
+                .map_err(|e| corrupt(format!("entry bundle {index}: {e}")))?
+                .iter()
+                .map(|e| vellum_spec::hash::leaf_hash(e))
+                .collect()
+        } else {
+            (0..w as u64)
+                .map(|i| {
+                    let t = self.full_tile(level - 1, index * TILE_WIDTH + i)?;
+                    Ok(super::tree::full_tile_root(&t))
+                })
+                .collect::<Result<_, StoreError>>()?
+        };
+        Ok(encode_tile(&row))
+    }
+
+    /// A full tile's stored encoding (cached), which must exist.
+    fn full_tile(&self, level: u8, index: u64) -> Result<Arc<Vec<u8>>, StoreError> {
+        let key = (level, index, TILE_WIDTH as usize);
+        if let Some(t) = self.tiles.get(&key) {
+            return Ok(t);
+        }
+        let t = self
+            .get_tile(level, index, TILE_WIDTH as usize)?
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "full tile {level}/{index} is missing from the bucket"
+                ))
+            })?;
+        let t = Arc::new(t);
+        self.tiles.put(key, t.clone());
+        Ok(t)
+    }
+
+    /// Writes the partial hash tiles of tree size `size` (at most one per
+    /// level), for static readers of a checkpoint of that size.
+    fn put_partial_tiles(&self, size: u64) -> Result<Vec<(u8, u64, usize)>, StoreError> {
+        let mut puts = Vec::new();
+        let mut written = Vec::new();
+        for level in 0..8u8 {
+            let shift = 8 * level as u32;
+            if size >> shift == 0 {
+                break;
+            }
+            let index = (size >> shift) / TILE_WIDTH;
+            let w = tile_width(level, index, size) as usize;
+            if w == 0 || w as u64 == TILE_WIDTH {
+                continue;
+            }
+            let t = self
+                .stored_tile(level, index)?
+                .ok_or_else(|| corrupt(format!("tile {level}/{index} is missing")))?;
+            puts.push(Put {
+                path: self.layout.tile(level, index, w),
+                data: t[..w * HASH_SIZE].to_vec(),
+                full: false,
+            });
+            written.push((level, index, w));
+        }
+        self.block(put_all(self.os.clone(), self.layout.lock(), None, puts))??;
+        Ok(written)
     }
 
     /// Starts the task that deletes superseded partial objects.
@@ -641,14 +726,28 @@ impl BucketStore {
         let (os, fenced) = (self.os.clone(), self.fenced.clone());
         if let Some(rt) = &self.rt {
             rt.spawn(async move {
-                while let Some((due, paths)) = rx.recv().await {
+                use futures_util::StreamExt;
+                while let Some((due, mut paths)) = rx.recv().await {
                     tokio::time::sleep_until(due.into()).await;
-                    for p in paths {
-                        if fenced.load(Ordering::SeqCst) {
-                            return;
+                    // Everything else already due goes in the same bulk
+                    // delete (one request per 1,000 objects).
+                    while let Ok((d, more)) = rx.try_recv() {
+                        paths.extend(more);
+                        if d > Instant::now() {
+                            tokio::time::sleep_until(d.into()).await;
                         }
-                        if let Err(e) = os.delete(&p).await {
-                            tracing::debug!(path = %p, error = %e, "deleting a superseded partial object failed");
+                        if paths.len() >= 1000 {
+                            break;
+                        }
+                    }
+                    if fenced.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let input = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
+                    let mut out = os.delete_stream(input);
+                    while let Some(r) = out.next().await {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "deleting a superseded partial object failed");
                         }
                     }
                 }
@@ -818,23 +917,20 @@ impl LogStore for BucketStore {
         }
         for ((level, index), stored) in &b.tiles {
             let width = tile_width(*level, *index, b.new_size) as usize;
-            if width == 0 {
+            // Partial tiles are written with checkpoints (`put_checkpoint`).
+            if width as u64 != TILE_WIDTH {
                 continue;
             }
-            let full = width as u64 == TILE_WIDTH;
             puts.push(Put {
                 path: self.layout.tile(*level, *index, width),
                 data: stored[..width * HASH_SIZE].to_vec(),
-                full,
+                full: true,
             });
-            if full {
-                full_objects.push((false, *level, *index));
-            } else {
-                partial_objects.push((false, *level, *index, width));
-            }
+            full_objects.push((false, *level, *index));
         }
         let _span = tracing::debug_span!("s3_commit", objects = puts.len()).entered();
         let ours = w.version.e_tag.clone();
+        let (t0, objects) = (Instant::now(), puts.len());
         let res = self.block(put_all(self.os.clone(), self.layout.lock(), ours, puts))?;
         if let Err(e) = res {
             if let StoreError::Fenced(why) = &e {
@@ -842,10 +938,18 @@ impl LogStore for BucketStore {
             }
             return Err(e);
         }
+        let put_ms = t0.elapsed().as_secs_f64() * 1e3;
         let mut rec = self.read_record();
         rec.size = b.new_size;
         rec.root = hex(&b.new_root);
         self.swap(w, rec)?;
+        tracing::debug!(
+            entries = b.entries.len(),
+            objects,
+            put_ms,
+            swap_ms = t0.elapsed().as_secs_f64() * 1e3 - put_ms,
+            "committed to the bucket"
+        );
         // Committed: now the memory state follows.
         self.size.store(b.new_size, Ordering::Release);
         if let Ok(mut p) = self.partial.write() {
@@ -980,6 +1084,13 @@ impl LogStore for BucketStore {
         let text = std::str::from_utf8(note)
             .map_err(|_| StoreError::Backend("checkpoint is not UTF-8".into()))?
             .to_string();
+        let size = vellum_spec::note::Note::parse(note)
+            .ok()
+            .and_then(|n| vellum_spec::Checkpoint::parse(&n.text).ok())
+            .map(|c| c.size)
+            .ok_or_else(|| StoreError::Backend("the checkpoint to store does not parse".into()))?;
+        // Its partial tiles first: a static reader of this checkpoint needs them.
+        let written = self.put_partial_tiles(size)?;
         {
             let mut g = self
                 .writer
@@ -991,6 +1102,12 @@ impl LogStore for BucketStore {
             let mut rec = self.read_record();
             rec.checkpoint = Some(text);
             self.swap(w, rec)?;
+            for (level, n, width) in written {
+                let seen = w.partials.entry((false, level, n)).or_default();
+                if !seen.contains(&width) {
+                    seen.push(width);
+                }
+            }
         }
         // The record is the durable copy; `checkpoint` is what static
         // readers fetch, written after it (never ahead of the tiles).
