@@ -471,7 +471,7 @@ pub(crate) async fn appends(
             .as_u64()
             .ok_or("no index in append response")?;
         loop {
-            if checkpoint_size(&http, &url).await? > index {
+            if checkpoint_size(http, &url).await? > index {
                 lat.push(acked.elapsed().as_secs_f64());
                 break;
             }

@@ -106,7 +106,7 @@ pub fn run(a: MigrateArgs) -> Result<(), String> {
         batch.new_root = edge.root();
         dst.commit(&batch).map_err(|e| e.to_string())?;
         next = end;
-        if next % (CHUNK * 16) == 0 {
+        if next.is_multiple_of(CHUNK * 16) {
             eprintln!("  {next}/{size}");
         }
     }
