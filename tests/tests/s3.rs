@@ -484,3 +484,65 @@ fn migrate_copies_an_embedded_log_into_a_bucket_and_verifies_it() {
     log.wait_checkpoint(1400);
     verify_static(&sw, "moved", &log);
 }
+
+#[test]
+fn many_concurrent_batched_appenders_all_land_and_the_bucket_verifies() {
+    // Enough clients that a batch is staged while the one before it is
+    // published, every time.
+    let sw = Seaweed::start();
+    let mut log = s3_log(&sw, "load", &[]);
+    log.spawn();
+    let token = log.token();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for t in 0..16 {
+        let (url, token, stop) = (log.url(), token.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            let mut acked = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let evs: Vec<Value> = (0..100)
+                    .map(|j| event(&format!("t{t}"), Some(&format!("t{t}-{n}-{j}"))))
+                    .collect();
+                n += 1;
+                let r = http
+                    .post(format!("{url}/v1/events"))
+                    .bearer_auth(&token)
+                    .json(&evs)
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+                let v: Value = r.json().unwrap();
+                for e in v["entries"].as_array().unwrap() {
+                    acked.push((e["index"].as_u64().unwrap(), hash_field(&e["leaf_hash"])));
+                }
+            }
+            acked
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::Relaxed);
+    let mut acked: Vec<(u64, Hash)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    acked.sort();
+    let size = log.tree_size();
+    assert_eq!(
+        acked.len() as u64,
+        size,
+        "every entry was acknowledged once"
+    );
+    assert!(acked
+        .iter()
+        .enumerate()
+        .all(|(i, (index, _))| *index == i as u64));
+    let cp = log.wait_checkpoint(size);
+    let (root, leaves) = recompute_from_tiles(&log, cp.size, &token);
+    assert_eq!(root, cp.root);
+    for (i, leaf) in &acked {
+        assert_eq!(vellum_spec::leaf_hash(&leaves[*i as usize]), *leaf);
+    }
+    verify_static(&sw, "load", &log);
+}

@@ -123,11 +123,14 @@ impl SledStore {
 }
 
 impl LogStore for SledStore {
-    fn commit(&self, b: &CommitBatch) -> Result<(), StoreError> {
-        // Entries first, fsynced: the size recorded below must never point
-        // past entries that are not on disk.
+    fn stage(&self, b: &CommitBatch) -> Result<(), StoreError> {
+        // Entries and tiles, fsynced: the size recorded by `publish` must
+        // never point past entries that are not on disk.
         self.bundles.append(&b.entries).map_err(io_err)?;
-        self.tiles.write(&b.tiles).map_err(io_err)?;
+        self.tiles.write(&b.tiles).map_err(io_err)
+    }
+
+    fn publish(&self, b: &CommitBatch) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(K_SIZE, &b.new_size.to_be_bytes()[..]);
         self.log.apply_batch(batch)?;

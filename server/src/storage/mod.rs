@@ -98,9 +98,22 @@ pub struct CommitBatch {
 pub trait LogStore: Send + Sync + 'static {
     /// Applies `batch`: on return it is durable; after a crash at any
     /// point the store holds either all of it or none of it.
-    fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
-    /// After a failed [`LogStore::commit`], returns the store to the last
-    /// durable tree size `size`, dropping whatever the failed commit wrote,
+    fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        self.stage(batch)?;
+        self.publish(batch)
+    }
+    /// The first half of a commit: writes the batch's data durably without
+    /// making it part of the log (nothing past the last published size is
+    /// ever read, and a crash leaves it unreferenced). Batches are staged
+    /// in order; the sequencer stages batch k+1 while k is published.
+    fn stage(&self, batch: &CommitBatch) -> Result<(), StoreError>;
+    /// The second half: the commit point, after which the batch (staged
+    /// before, in order) is durable and readable. Called in order, one at
+    /// a time, possibly while the next batch is staged.
+    fn publish(&self, batch: &CommitBatch) -> Result<(), StoreError>;
+    /// After a failed [`LogStore::commit`] (stage or publish), returns the
+    /// store to the last durable tree size `size`, dropping whatever the
+    /// failed commit and any batch staged after it wrote,
     /// so that commits can resume. Fails (transiently) while the cause lasts.
     fn recover(&self, size: u64) -> Result<(), StoreError>;
     /// Tree size of the last commit (0 for a new log).

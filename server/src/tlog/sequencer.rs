@@ -2,6 +2,12 @@
 //! assigns indexes, extends the tree's tiles and commits everything that
 //! arrived meanwhile with one atomic write and one fsync (group commit).
 //! A request is answered only after its entries are durable.
+//!
+//! Commits are pipelined in two stages ([`LogStore::stage`], then
+//! [`LogStore::publish`], the commit point): while a publisher thread
+//! publishes batch k, the sequencer prepares and stages batch k+1. Batches
+//! are published in order, and a failure of either stage fails every batch
+//! after the last published one (none of them was acknowledged).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -228,6 +234,93 @@ impl LoggedAtClock {
     }
 }
 
+/// A staged batch on its way to the publisher, with the requests it answers.
+struct StagedBatch {
+    batch: CommitBatch,
+    jobs: Vec<AppendJob>,
+    results: Vec<Vec<Appended>>,
+    appended: u64,
+    dups: u64,
+    started: Instant,
+}
+
+/// What the sequencer sends the publisher.
+enum ToPublisher {
+    /// Publish (or, after a failure, refuse) this batch.
+    Batch(StagedBatch),
+    /// Answer once everything sent before is done.
+    Sync(std::sync::mpsc::SyncSender<()>),
+}
+
+/// Publishes staged batches in order and answers their requests; after a
+/// failure it refuses every batch until the sequencer recovered.
+fn publisher(
+    store: Arc<dyn LogStore>,
+    rx: std::sync::mpsc::Receiver<ToPublisher>,
+    failed: Arc<Mutex<Option<StoreError>>>,
+    state: Arc<SeqState>,
+    metrics: Arc<Metrics>,
+) {
+    for msg in rx {
+        let s = match msg {
+            ToPublisher::Sync(tx) => {
+                let _ = tx.send(());
+                continue;
+            }
+            ToPublisher::Batch(s) => s,
+        };
+        let earlier = match failed.lock() {
+            Ok(f) => f.as_ref().map(|e| (e.is_transient(), e.to_string())),
+            Err(_) => Some((false, "the publisher's state is poisoned".into())),
+        };
+        let res = match earlier {
+            Some((transient, message)) => Err(CommitError {
+                transient,
+                message: format!("{message}; nothing was logged"),
+            }),
+            None if s.batch.entries.is_empty() => Ok(()),
+            None => store.publish(&s.batch).map_err(|e| {
+                let err = CommitError {
+                    transient: e.is_transient(),
+                    message: format!("{e}; nothing was logged"),
+                };
+                if let Ok(mut f) = failed.lock() {
+                    *f = Some(e);
+                }
+                err
+            }),
+        };
+        match res {
+            Ok(()) => {
+                if !s.batch.entries.is_empty() {
+                    let size = s.batch.new_size;
+                    state.durable_size.store(size, Ordering::Release);
+                    state.durable_watch.send_replace(size);
+                    metrics.tree_size.store(size, Ordering::Relaxed);
+                    metrics
+                        .fsync_seconds
+                        .observe(s.started.elapsed().as_secs_f64());
+                    metrics.commit_entries.observe(s.appended as f64);
+                }
+                metrics.appended.fetch_add(s.appended, Ordering::Relaxed);
+                metrics.duplicates.fetch_add(s.dups, Ordering::Relaxed);
+                for (job, res) in s.jobs.into_iter().zip(s.results) {
+                    metrics
+                        .integration_seconds
+                        .observe(job.enqueued.elapsed().as_secs_f64());
+                    let _ = job.reply.send(Ok(res));
+                }
+            }
+            Err(err) => {
+                metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                for job in s.jobs {
+                    let _ = job.reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
 fn run(
     store: Arc<dyn LogStore>,
     mut edge: TreeEdge,
@@ -236,6 +329,39 @@ fn run(
     state: Arc<SeqState>,
     metrics: Arc<Metrics>,
 ) {
+    let failed: Arc<Mutex<Option<StoreError>>> = Arc::default();
+    // A rendezvous: the send of batch k+1 returns once batch k is published.
+    let (to_pub, pub_rx) = std::sync::mpsc::sync_channel::<ToPublisher>(0);
+    {
+        let (st, f, s2, m) = (
+            store.clone(),
+            failed.clone(),
+            state.clone(),
+            metrics.clone(),
+        );
+        if let Err(e) = std::thread::Builder::new()
+            .name("vellum-publisher".into())
+            .spawn(move || publisher(st, pub_rx, f, s2, m))
+        {
+            tracing::error!(error = %e, "spawning the publisher failed; the log accepts no appends");
+            state.set(Health::Failed {
+                reason: format!("spawning the publisher: {e}"),
+            });
+            while let Some(job) = rx.blocking_recv() {
+                let _ = job.reply.send(Err(state.refusal()));
+            }
+            return;
+        }
+    }
+    let sync = |to_pub: &std::sync::mpsc::SyncSender<ToPublisher>| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        if to_pub.send(ToPublisher::Sync(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    };
+    // Event IDs of the batch staged last, which may not be published (and
+    // so not in the store's dedup index) yet.
+    let mut prev_pending: HashMap<dedup::Key, (u64, Hash)> = HashMap::new();
     while let Some(first) = rx.blocking_recv() {
         let mut n = first.items.len();
         let mut jobs = vec![first];
@@ -250,57 +376,127 @@ fn run(
         }
         let span = tracing::debug_span!("group_commit", jobs = jobs.len(), entries = n);
         let _g = span.enter();
-        let before = edge.size();
-        match commit(store.as_ref(), &mut edge, &mut clock, &mut jobs, &metrics) {
-            Ok(results) => {
-                state.durable_size.store(edge.size(), Ordering::Release);
-                state.durable_watch.send_replace(edge.size());
-                metrics.tree_size.store(edge.size(), Ordering::Relaxed);
-                for (job, res) in jobs.into_iter().zip(results) {
-                    metrics
-                        .integration_seconds
-                        .observe(job.enqueued.elapsed().as_secs_f64());
-                    let _ = job.reply.send(Ok(res));
+        // A publish failed since the last batch: every batch after it is
+        // refused. Once the publisher answered all of them, recover from
+        // the last published size.
+        let mut failure = None;
+        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+            sync(&to_pub);
+            failure = Some(
+                failed
+                    .lock()
+                    .ok()
+                    .and_then(|mut f| f.take())
+                    .unwrap_or_else(|| {
+                        StoreError::Backend("the publisher's state is poisoned".into())
+                    }),
+            );
+        }
+        if failure.is_none() {
+            let started = Instant::now();
+            match prepare(
+                store.as_ref(),
+                &mut edge,
+                &mut clock,
+                &mut jobs,
+                &prev_pending,
+            ) {
+                Ok((batch, results, pending, dups)) => {
+                    let staged = if batch.entries.is_empty() {
+                        Ok(())
+                    } else {
+                        store.stage(&batch)
+                    };
+                    match staged {
+                        Ok(()) => {
+                            let appended = batch.entries.len() as u64;
+                            prev_pending = pending;
+                            let msg = ToPublisher::Batch(StagedBatch {
+                                batch,
+                                jobs,
+                                results,
+                                appended,
+                                dups,
+                                started,
+                            });
+                            if let Err(std::sync::mpsc::SendError(ToPublisher::Batch(s))) =
+                                to_pub.send(msg)
+                            {
+                                for job in s.jobs {
+                                    let _ = job.reply.send(Err(CommitError {
+                                        transient: false,
+                                        message: "the publisher stopped; nothing was logged".into(),
+                                    }));
+                                }
+                            }
+                            continue;
+                        }
+                        Err(e) => failure = Some(e),
+                    }
                 }
+                Err(e) => failure = Some(e),
             }
-            Err(e) => {
+            // Staging failed: these requests were not logged.
+            if let Some(e) = &failure {
+                metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                 let err = CommitError {
                     transient: e.is_transient(),
                     message: format!("{e}; nothing was logged"),
                 };
-                for job in jobs {
+                for job in std::mem::take(&mut jobs) {
                     let _ = job.reply.send(Err(err.clone()));
                 }
-                metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                let recovered = if e.is_transient() {
-                    tracing::warn!(error = %e, "group commit failed for lack of a resource; refusing appends until storage recovers");
-                    state.set(Health::Retrying {
-                        reason: e.to_string(),
-                        since: SystemTime::now(),
-                    });
-                    recover(store.as_ref(), before, &mut rx, &state)
-                } else {
-                    Err(e)
-                };
-                match recovered {
-                    Ok((e2, c2)) => {
-                        edge = e2;
-                        clock = c2;
-                        state.set(Health::Ok);
-                        tracing::info!(size = before, "storage recovered; accepting appends again");
-                    }
-                    Err(e) => {
-                        // The tree edge may be ahead of storage: stop appending.
-                        tracing::error!(error = %e, "group commit failed; the log stops accepting appends until restarted");
-                        state.set(Health::Failed {
-                            reason: e.to_string(),
-                        });
-                        while let Some(job) = rx.blocking_recv() {
-                            let _ = job.reply.send(Err(state.refusal()));
-                        }
-                        return;
-                    }
+            }
+        }
+        let Some(e) = failure else { continue };
+        // Requests taken from the queue with an earlier failure are
+        // refused too: none of them was logged, and their clients should
+        // not wait for the recovery.
+        let err = CommitError {
+            transient: e.is_transient(),
+            message: format!("{e}; nothing was logged"),
+        };
+        for job in std::mem::take(&mut jobs) {
+            let _ = job.reply.send(Err(err.clone()));
+        }
+        // Wait until the publisher answered everything sent before, then
+        // return to the last published size.
+        sync(&to_pub);
+        if let Ok(mut f) = failed.lock() {
+            *f = None;
+        }
+        prev_pending.clear();
+        let published = state.durable_size.load(Ordering::Acquire);
+        let recovered = if e.is_transient() {
+            tracing::warn!(error = %e, "group commit failed for lack of a resource; refusing appends until storage recovers");
+            state.set(Health::Retrying {
+                reason: e.to_string(),
+                since: SystemTime::now(),
+            });
+            recover(store.as_ref(), published, &mut rx, &state)
+        } else {
+            Err(e)
+        };
+        match recovered {
+            Ok((e2, c2)) => {
+                edge = e2;
+                clock = c2;
+                state.set(Health::Ok);
+                tracing::info!(
+                    size = published,
+                    "storage recovered; accepting appends again"
+                );
+            }
+            Err(e) => {
+                // The tree edge may be ahead of storage: stop appending.
+                tracing::error!(error = %e, "group commit failed; the log stops accepting appends until restarted");
+                state.set(Health::Failed {
+                    reason: e.to_string(),
+                });
+                while let Some(job) = rx.blocking_recv() {
+                    let _ = job.reply.send(Err(state.refusal()));
                 }
+                return;
             }
         }
     }
@@ -344,13 +540,26 @@ fn recover(
     }
 }
 
-fn commit(
+/// A prepared batch: what to write, each request's results, the batch's
+/// event IDs, and how many were duplicates.
+type Prepared = (
+    CommitBatch,
+    Vec<Vec<Appended>>,
+    HashMap<dedup::Key, (u64, Hash)>,
+    u64,
+);
+
+/// Assigns indexes to the jobs' events (duplicates of earlier ones get the
+/// earlier index), restamps out-of-order `logged_at`, and extends the tree
+/// edge: the batch to stage. `prev`: the event IDs of the batch staged
+/// before, which may not be published yet.
+fn prepare(
     store: &dyn LogStore,
     edge: &mut TreeEdge,
     clock: &mut LoggedAtClock,
     jobs: &mut [AppendJob],
-    metrics: &Metrics,
-) -> Result<Vec<Vec<Appended>>, StoreError> {
+    prev: &HashMap<dedup::Key, (u64, Hash)>,
+) -> Result<Prepared, StoreError> {
     let mut batch = CommitBatch::default();
     let mut leaves = Vec::new();
     let mut pending: HashMap<dedup::Key, (u64, Hash)> = HashMap::new();
@@ -363,7 +572,7 @@ fn commit(
             // Hashed here, not in the handlers: they are the saturated part
             // of the append path, the sequencer has headroom (measured).
             let key = dedup::key(&job.gateway, &item.event_id);
-            let earlier = match pending.get(&key) {
+            let earlier = match pending.get(&key).or_else(|| prev.get(&key)) {
                 Some(&(i, h)) => Some((i, h)),
                 None => match store.dedup(&key)? {
                     Some(i) => {
@@ -401,20 +610,13 @@ fn commit(
         }
         results.push(out);
     }
+    batch.new_size = edge.size();
     if !leaves.is_empty() {
         batch.tiles = edge.append(&leaves);
         batch.new_size = edge.size();
         batch.new_root = edge.root();
-        let t = Instant::now();
-        store.commit(&batch)?;
-        metrics.fsync_seconds.observe(t.elapsed().as_secs_f64());
-        metrics.commit_entries.observe(leaves.len() as f64);
     }
-    metrics
-        .appended
-        .fetch_add(leaves.len() as u64, Ordering::Relaxed);
-    metrics.duplicates.fetch_add(dups, Ordering::Relaxed);
-    Ok(results)
+    Ok((batch, results, pending, dups))
 }
 
 #[cfg(test)]

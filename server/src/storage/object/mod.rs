@@ -36,9 +36,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use object_store::path::Path;
-use object_store::{
-    GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
-};
+use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
 use tokio::sync::mpsc;
 use vellum_spec::hash::{Hash, HASH_SIZE};
 use vellum_spec::tile::{parse_bundle, push_bundle_entry, tile_width, TILE_WIDTH};
@@ -104,6 +102,15 @@ struct Partial {
     bytes: Vec<u8>,
 }
 
+/// A staged batch's effect on memory, applied when it is published.
+struct Staged {
+    new_size: u64,
+    partial: Partial,
+    full_bundles: Vec<(u64, Vec<u8>)>,
+    full_objects: Vec<(bool, u8, u64)>,
+    partial_objects: Vec<(bool, u8, u64, usize)>,
+}
+
 /// The writer's side of the lock.
 struct WriterState {
     /// ETag of the lock record as this writer last wrote it.
@@ -132,6 +139,8 @@ pub struct BucketStore {
     seen: Mutex<Option<String>>,
     writer: Mutex<Option<WriterState>>,
     partial: RwLock<Partial>,
+    /// Batches staged and not yet published, oldest first.
+    staged: Mutex<std::collections::VecDeque<Staged>>,
     /// The newest tile written at each level (the right edge).
     edge: RwLock<Vec<Option<EdgeTile>>>,
     tiles: Lru<(u8, u64, usize), Vec<u8>>,
@@ -240,6 +249,7 @@ impl BucketStore {
                 count: 0,
                 bytes: vec![],
             }),
+            staged: Mutex::new(std::collections::VecDeque::new()),
             edge: RwLock::new(vec![None; 64]),
             tiles: Lru::new(TILE_CACHE),
             bundles: Lru::new(BUNDLE_CACHE),
@@ -716,7 +726,8 @@ impl BucketStore {
             });
             written.push((level, index, w));
         }
-        self.block(put_all(self.os.clone(), self.layout.lock(), None, puts))??;
+        let me = (self.instance.clone(), std::process::id());
+        self.block(put_all(self.os.clone(), self.layout.lock(), me, puts))??;
         Ok(written)
     }
 
@@ -768,17 +779,17 @@ struct Put {
 /// Writes `puts` concurrently. A full object that already exists must hold
 /// the same bytes; if it holds others it was left by a writer that died
 /// before its swap (beyond every published size), and is replaced, but only
-/// while the lock record is still at `ours`.
+/// while the lock record still names this writer, `me` (instance, pid).
 async fn put_all(
     os: Arc<dyn ObjectStore>,
     lock: Path,
-    ours: Option<String>,
+    me: (String, u32),
     puts: Vec<Put>,
 ) -> Result<(), StoreError> {
     let sem = Arc::new(tokio::sync::Semaphore::new(PUT_CONCURRENCY));
     let mut tasks = Vec::with_capacity(puts.len());
     for p in puts {
-        let (os, sem, lock, ours) = (os.clone(), sem.clone(), lock.clone(), ours.clone());
+        let (os, sem, lock, me) = (os.clone(), sem.clone(), lock.clone(), me.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             let mode = if p.full {
@@ -798,11 +809,11 @@ async fn put_all(
                     if have.as_ref().is_some_and(|(b, _)| *b == p.data) {
                         return Ok(());
                     }
-                    let cur = os
-                        .head(&lock)
-                        .await
-                        .map_err(|e| os_err("reading the lock record", e))?;
-                    if cur.e_tag != ours {
+                    let holder = get_capped(os.as_ref(), &lock, MAX_RECORD_BYTES)
+                        .await?
+                        .map(|(b, _)| parse_record(&b))
+                        .transpose()?;
+                    if !holder.is_some_and(|r| r.holder == me.0 && r.pid == me.1) {
                         return Err(StoreError::Fenced(format!(
                             "{} exists with other contents and the lock record changed",
                             p.path
@@ -853,30 +864,46 @@ fn cut_bundle(data: &[u8], width: usize) -> Result<Vec<u8>, StoreError> {
 }
 
 impl LogStore for BucketStore {
-    fn commit(&self, b: &CommitBatch) -> Result<(), StoreError> {
+    fn stage(&self, b: &CommitBatch) -> Result<(), StoreError> {
         if self.role == Role::Replica {
             return Err(StoreError::Backend(
                 "a read-only replica does not write".into(),
             ));
         }
-        let mut g = self
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Backend("writer state poisoned".into()))?;
-        let w = g
-            .as_mut()
-            .ok_or_else(|| StoreError::Backend("this store holds no lock".into()))?;
-        if self.fenced.load(Ordering::SeqCst) {
-            return Err(StoreError::Fenced("this writer was fenced".into()));
+        {
+            let mut g = self
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Backend("writer state poisoned".into()))?;
+            let w = g
+                .as_mut()
+                .ok_or_else(|| StoreError::Backend("this store holds no lock".into()))?;
+            if self.fenced.load(Ordering::SeqCst) {
+                return Err(StoreError::Fenced("this writer was fenced".into()));
+            }
+            // Write objects only while the lease is surely ours.
+            if w.swapped.elapsed() > Duration::from_millis(self.lease_ms as u64 / 3) || w.uncertain
+            {
+                let rec = self.read_record();
+                self.swap(w, rec)?;
+            }
         }
-        // Write objects only while the lease is surely ours.
-        if w.swapped.elapsed() > Duration::from_millis(self.lease_ms as u64 / 3) || w.uncertain {
-            let rec = self.read_record();
-            self.swap(w, rec)?;
-        }
-        let mut partial = match self.partial.read() {
-            Ok(p) => p.clone(),
-            Err(p) => p.into_inner().clone(),
+        // Build on the last staged batch, or on what is published. (Only
+        // the sequencer stages, one batch at a time; the lock is not held
+        // during the uploads, so that the previous batch can be published
+        // meanwhile.)
+        let mut partial = {
+            let staged = self
+                .staged
+                .lock()
+                .map_err(|_| StoreError::Backend("staging state poisoned".into()))?;
+            match staged.back() {
+                Some(s) => s.partial.clone(),
+                None => match self.partial.read() {
+                    Ok(p) => p.clone(),
+                    Err(p) => p.into_inner().clone(),
+                },
+            }
         };
         let mut puts = Vec::new();
         let mut full_objects: Vec<(bool, u8, u64)> = Vec::new();
@@ -885,7 +912,8 @@ impl LogStore for BucketStore {
         for (index, leaf) in &b.entries {
             if *index != partial.n * TILE_WIDTH + partial.count as u64 {
                 return Err(StoreError::Backend(format!(
-                    "entry {index} does not follow the stored tree"
+                    "entry {index} does not follow the stored tree (at {})",
+                    partial.n * TILE_WIDTH + partial.count as u64
                 )));
             }
             push_bundle_entry(&mut partial.bytes, leaf)
@@ -928,33 +956,89 @@ impl LogStore for BucketStore {
             });
             full_objects.push((false, *level, *index));
         }
-        let _span = tracing::debug_span!("s3_commit", objects = puts.len()).entered();
-        let ours = w.version.e_tag.clone();
+        let _span = tracing::debug_span!("s3_stage", objects = puts.len()).entered();
         let (t0, objects) = (Instant::now(), puts.len());
-        let res = self.block(put_all(self.os.clone(), self.layout.lock(), ours, puts))?;
+        let me = (self.instance.clone(), std::process::id());
+        let res = self.block(put_all(self.os.clone(), self.layout.lock(), me, puts))?;
         if let Err(e) = res {
             if let StoreError::Fenced(why) = &e {
                 return Err(self.fence(why));
             }
             return Err(e);
         }
-        let put_ms = t0.elapsed().as_secs_f64() * 1e3;
+        tracing::debug!(
+            entries = b.entries.len(),
+            objects,
+            put_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "staged in the bucket"
+        );
+        self.staged
+            .lock()
+            .map_err(|_| StoreError::Backend("staging state poisoned".into()))?
+            .push_back(Staged {
+                new_size: b.new_size,
+                partial,
+                full_bundles,
+                full_objects,
+                partial_objects,
+            });
+        Ok(())
+    }
+
+    fn publish(&self, b: &CommitBatch) -> Result<(), StoreError> {
+        let mut g = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Backend("writer state poisoned".into()))?;
+        let w = g
+            .as_mut()
+            .ok_or_else(|| StoreError::Backend("this store holds no lock".into()))?;
+        let staged_ok = self
+            .staged
+            .lock()
+            .map_err(|_| StoreError::Backend("staging state poisoned".into()))?
+            .front()
+            .is_some_and(|s| s.new_size == b.new_size);
+        if !staged_ok {
+            return Err(StoreError::Backend(format!(
+                "publishing size {} that was not staged",
+                b.new_size
+            )));
+        }
+        let t0 = Instant::now();
         let mut rec = self.read_record();
         rec.size = b.new_size;
         rec.root = hex(&b.new_root);
         self.swap(w, rec)?;
         tracing::debug!(
-            entries = b.entries.len(),
-            objects,
-            put_ms,
-            swap_ms = t0.elapsed().as_secs_f64() * 1e3 - put_ms,
-            "committed to the bucket"
+            size = b.new_size,
+            swap_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "published in the bucket"
         );
-        // Committed: now the memory state follows.
-        self.size.store(b.new_size, Ordering::Release);
-        if let Ok(mut p) = self.partial.write() {
-            *p = partial;
-        }
+        // Committed: now the memory state follows. The staged batch leaves
+        // the queue and its partial bundle becomes the published one in one
+        // step, so that a stage running meanwhile always finds its base.
+        let st = {
+            let mut staged = self
+                .staged
+                .lock()
+                .map_err(|_| StoreError::Backend("staging state poisoned".into()))?;
+            let mut st = staged
+                .pop_front()
+                .ok_or_else(|| StoreError::Backend("the staged batch vanished".into()))?;
+            if let Ok(mut p) = self.partial.write() {
+                *p = std::mem::replace(
+                    &mut st.partial,
+                    Partial {
+                        n: 0,
+                        count: 0,
+                        bytes: vec![],
+                    },
+                );
+            }
+            self.size.store(b.new_size, Ordering::Release);
+            st
+        };
         if let Ok(mut edge) = self.edge.write() {
             for ((level, index), data) in &b.tiles {
                 let slot = &mut edge[*level as usize % 64];
@@ -967,17 +1051,17 @@ impl LogStore for BucketStore {
                 }
             }
         }
-        for (n, data) in full_bundles {
+        for (n, data) in st.full_bundles {
             self.bundles.put((n, TILE_WIDTH as usize), Arc::new(data));
         }
-        for (bundle, level, n, width) in partial_objects {
+        for (bundle, level, n, width) in st.partial_objects {
             w.partials
                 .entry((bundle, level, n))
                 .or_default()
                 .push(width);
         }
         let mut stale = Vec::new();
-        for (bundle, level, n) in full_objects {
+        for (bundle, level, n) in st.full_objects {
             for width in w.partials.remove(&(bundle, level, n)).unwrap_or_default() {
                 stale.push(if bundle {
                     self.layout.bundle(n, width)
@@ -1011,6 +1095,11 @@ impl LogStore for BucketStore {
         w.uncertain = true;
         self.swap(w, rec)?;
         self.size.store(size, Ordering::Release);
+        // What was staged after `size` is dropped: its objects lie beyond
+        // every published size and are rewritten by the next commits.
+        if let Ok(mut s) = self.staged.lock() {
+            s.clear();
+        }
         Ok(())
     }
 
