@@ -10,7 +10,9 @@ use serde::Deserialize;
 pub use vellum_net::parse_duration;
 
 /// Flags of `vellum serve` (each also read from its environment variable).
+/// A flag given twice takes its last value.
 #[derive(clap::Args, Debug, Default)]
+#[command(args_override_self = true)]
 pub struct ServeArgs {
     /// TOML file with any of the settings below (flags and env win).
     #[arg(long, env = "VELLUM_CONFIG")]

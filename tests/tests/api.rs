@@ -393,3 +393,23 @@ fn metrics_and_health() {
     }
     assert_eq!(log.get_json("/healthz", None)["status"], json!("ok"));
 }
+
+#[test]
+fn a_waiting_receipt_gets_an_early_checkpoint() {
+    // The interval is far longer than the receipt timeout: only an early
+    // checkpoint, signed because a receipt waits, can answer in time.
+    let log = Log::start(&["--checkpoint-interval", "60s", "--receipt-timeout", "5s"]);
+    let token = log.token();
+    for i in 0..3 {
+        let (s, body) = log.http_post_receipt(&token, &event("early", Some(&format!("early-{i}"))));
+        assert_eq!(s, 200, "receipt {i}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(v["entries"][0]["receipt"].is_string(), "{body}");
+    }
+    // Without receipts waiting, the interval holds: no checkpoint for
+    // plain appends.
+    let before = log.checkpoint().0.size;
+    append(&log, &token, &[event("plain", Some("plain-1"))]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(log.checkpoint().0.size, before);
+}

@@ -817,6 +817,9 @@ async fn with_receipts(
         })
         .collect();
     let need = appended.iter().map(|a| a.index + 1).max().unwrap_or(0);
+    if st.checkpoints.current().size < need {
+        st.checkpoints.hurry();
+    }
     let Some(cp) = st.checkpoints.wait_for(need, st.receipt_timeout).await else {
         return Err(ApiError::ReceiptTimeout(
             format!(
