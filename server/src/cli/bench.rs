@@ -333,6 +333,39 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         m.samples
     );
 
+    // The in-process limit: the same work without HTTP, in the same run,
+    // while the served log is idle.
+    {
+        let dir = std::env::temp_dir().join(format!("vellum-bench-limit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let batched_limit = super::bench_inprocess::limit(
+            &dir.join("batched"),
+            a.batch_clients,
+            a.batch,
+            a.event_bytes,
+            seconds,
+        )
+        .await;
+        let single_limit = super::bench_inprocess::limit(
+            &dir.join("single"),
+            a.clients,
+            1,
+            a.event_bytes,
+            seconds,
+        )
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let (bl, sl) = (batched_limit?, single_limit?);
+        println!(
+            "in-process limit (same bodies sealed and committed durably by the server's code, no HTTP): {}-event batches {:.0}/s (served: {:.2} of it), single events {:.0}/s (served: {:.2} of it)",
+            a.batch,
+            bl,
+            m.batched / bl.max(1e-9),
+            sl,
+            m.single / sl.max(1e-9)
+        );
+    }
+
     // 4. Proofs on a large log, and memory as it grows: at each target
     // size (or the size the earlier phases already reached), serve random
     // proofs, then read the log's resident memory. Figures name the actual

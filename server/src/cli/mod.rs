@@ -4,6 +4,7 @@
 pub mod append;
 pub mod ask;
 pub mod bench;
+pub mod bench_inprocess;
 pub mod bench_query;
 pub mod bench_sinks;
 pub mod bench_storage;

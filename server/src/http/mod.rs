@@ -366,6 +366,17 @@ fn commit_refused(e: crate::tlog::sequencer::CommitError) -> ApiError {
 
 /// Validates the body and seals every event; all or nothing.
 fn seal_all(st: &AppState, gateway: &str, bytes: &[u8]) -> Result<Vec<AppendItem>, ApiError> {
+    seal_body(bytes, gateway, st.max_batch)
+}
+
+/// Parses an append body (one event or an array of at most `max_batch`)
+/// strictly, validates each event and seals it for `gateway`: what every
+/// append request costs besides HTTP (also the in-process bench's work).
+pub fn seal_body(
+    bytes: &[u8],
+    gateway: &str,
+    max_batch: usize,
+) -> Result<Vec<AppendItem>, ApiError> {
     if let Err(e) = std::str::from_utf8(bytes) {
         return Err(ApiError::BadRequest(format!(
             "request body is not valid UTF-8 (bad byte at offset {})",
@@ -383,11 +394,11 @@ fn seal_all(st: &AppState, gateway: &str, bytes: &[u8]) -> Result<Vec<AppendItem
             "empty batch: send at least one event".into(),
         ));
     }
-    if values.len() > st.max_batch {
+    if values.len() > max_batch {
         return Err(ApiError::TooLarge(format!(
             "batch of {} events is over the limit of {} per request",
             values.len(),
-            st.max_batch
+            max_batch
         )));
     }
     let logged_at_ms = now_millis();
