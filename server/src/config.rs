@@ -334,26 +334,29 @@ impl Config {
         let storage = match a.storage.or(f.storage).as_deref() {
             None | Some("embedded") => Storage::Embedded,
             Some("s3") => {
+                // The environment wins over the file, as for every setting.
                 let secret = match (
+                    crate::storage::object::settings::credential_from_env("SECRET_ACCESS_KEY"),
                     &f.s3_secret_access_key_file,
-                    std::env::var("AWS_SECRET_ACCESS_KEY").ok(),
                 ) {
-                    (Some(p), _) => Some(
+                    (Some(s), _) => Some(s),
+                    (None, Some(p)) => Some(
                         std::fs::read_to_string(p)
                             .map_err(|e| format!("s3_secret_access_key_file {}: {e}", p.display()))?
                             .trim()
                             .to_string(),
                     ),
-                    (None, s) => s,
+                    (None, None) => None,
                 };
                 let s = crate::storage::object::S3Settings {
                     endpoint: a.s3_endpoint.or(f.s3_endpoint),
                     region: a.s3_region.or(f.s3_region).unwrap_or_default(),
                     bucket: a.s3_bucket.or(f.s3_bucket).unwrap_or_default(),
                     prefix: a.s3_prefix.or(f.s3_prefix).unwrap_or_default(),
-                    access_key_id: f
-                        .s3_access_key_id
-                        .or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok()),
+                    access_key_id: crate::storage::object::settings::credential_from_env(
+                        "ACCESS_KEY_ID",
+                    )
+                    .or(f.s3_access_key_id),
                     secret_access_key: secret,
                 };
                 s.validate()?;

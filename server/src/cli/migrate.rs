@@ -45,8 +45,10 @@ pub fn run(a: MigrateArgs) -> Result<(), String> {
         region: a.s3_region.unwrap_or_default(),
         bucket,
         prefix,
-        access_key_id: std::env::var("AWS_ACCESS_KEY_ID").ok(),
-        secret_access_key: std::env::var("AWS_SECRET_ACCESS_KEY").ok(),
+        access_key_id: crate::storage::object::settings::credential_from_env("ACCESS_KEY_ID"),
+        secret_access_key: crate::storage::object::settings::credential_from_env(
+            "SECRET_ACCESS_KEY",
+        ),
     };
     settings.validate()?;
     if !a.from.join("log.key").exists() {

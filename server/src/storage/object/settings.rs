@@ -42,6 +42,15 @@ impl std::fmt::Debug for S3Settings {
     }
 }
 
+/// A credential from `VELLUM_S3_<NAME>`, else the standard `AWS_<NAME>`
+/// variable (e.g. `ACCESS_KEY_ID`, `SECRET_ACCESS_KEY`).
+pub fn credential_from_env(name: &str) -> Option<String> {
+    std::env::var(format!("VELLUM_S3_{name}"))
+        .ok()
+        .or_else(|| std::env::var(format!("AWS_{name}")).ok())
+        .filter(|v| !v.is_empty())
+}
+
 impl S3Settings {
     /// Parses `s3://BUCKET[/PREFIX]` into bucket and prefix.
     pub fn parse_url(url: &str) -> Result<(String, String), String> {
