@@ -226,6 +226,9 @@ pub struct Config {
     pub follow_interval: Duration,
     /// The S3 writer's lease.
     pub s3_lease: Duration,
+    /// The file the S3 secret key was read from, if any (its mode is
+    /// checked once logging runs).
+    pub s3_secret_file: Option<PathBuf>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -431,6 +434,7 @@ impl Config {
             read_only,
             follow_interval,
             s3_lease,
+            s3_secret_file: f.s3_secret_access_key_file.clone(),
         })
     }
 }

@@ -13,6 +13,9 @@ use crate::{datadir, metrics, storage, tokens};
 pub fn run(args: ServeArgs) -> Result<(), String> {
     let cfg = Config::resolve(args)?;
     crate::init_logs(cfg.log_json);
+    if let Some(p) = &cfg.s3_secret_file {
+        crate::secrets::check_mode(p);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("vellum-worker")
