@@ -382,24 +382,7 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         fill_to(&http, &url, &token, target, &batch_bodies, a.batch_clients).await?;
         eprintln!("  reached in {:.0} s", t0.elapsed().as_secs_f64());
         let size = checkpoint_size(&http, &url).await?;
-        let (h, u) = (http.clone(), url.clone());
-        let (proofs, _) = per_second(a.clients, seconds, move |c| {
-            let (h, u) = (h.clone(), u.clone());
-            async move {
-                let i = (c as u64 * 2_654_435_761 + rand::random::<u32>() as u64) % size;
-                let r = h
-                    .get(format!("{u}/v1/proof/inclusion?index={i}&size={size}"))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !r.status().is_success() {
-                    return Err(format!("proof: HTTP {}", r.status()));
-                }
-                r.bytes().await.map_err(|e| e.to_string())?;
-                Ok(1)
-            }
-        })
-        .await?;
+        let proofs = proofs_per_second(&http, &url, size, a.clients, seconds).await?;
         println!(
             "inclusion proofs/s on a log of {size} entries, {} clients: median {:.0}",
             a.clients, proofs
@@ -413,6 +396,36 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
     }
     drop(own);
     Ok(())
+}
+
+/// Inclusion proofs/s (median) of `clients` loops asking `url` for proofs
+/// of random entries against tree size `size`, for `secs` seconds.
+pub(crate) async fn proofs_per_second(
+    http: &reqwest::Client,
+    url: &str,
+    size: u64,
+    clients: usize,
+    secs: u64,
+) -> Result<f64, String> {
+    let (h, u) = (http.clone(), url.to_string());
+    let (proofs, _) = per_second(clients, secs, move |c| {
+        let (h, u) = (h.clone(), u.clone());
+        async move {
+            let i = (c as u64 * 2_654_435_761 + rand::random::<u32>() as u64) % size;
+            let r = h
+                .get(format!("{u}/v1/proof/inclusion?index={i}&size={size}"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("proof: HTTP {}", r.status()));
+            }
+            r.bytes().await.map_err(|e| e.to_string())?;
+            Ok(1)
+        }
+    })
+    .await?;
+    Ok(proofs)
 }
 
 /// The append phases' figures.

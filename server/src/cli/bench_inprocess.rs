@@ -4,13 +4,12 @@
 //! embedded store) with no HTTP in between. The served figure divided by
 //! this one is the share the HTTP layer leaves.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::loadgen::{median, Bodies};
+use super::loadgen::Bodies;
 use crate::metrics::Metrics;
 use crate::storage::SledStore;
 use crate::tlog::sequencer::{self, AppendJob};
@@ -33,59 +32,34 @@ pub async fn limit(
     let (queue, _state) = sequencer::start(store, metrics, 4096).map_err(|e| e.to_string())?;
     let bodies = Bodies::new(batch, event_bytes, batch > 1);
     let gateway: Arc<str> = Arc::from("bench");
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (queue, bodies, gateway, done, stop) = (
-            queue.clone(),
-            bodies.clone(),
-            gateway.clone(),
-            done.clone(),
-            stop.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Relaxed) {
-                let body = bodies.body();
-                // Sealing is CPU work, as in a handler: on the blocking pool.
-                let g = gateway.clone();
-                let items =
-                    tokio::task::spawn_blocking(move || crate::http::seal_body(&body, &g, 100_000))
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| e.to_string())?;
-                let (reply, rx) = oneshot::channel();
-                queue
-                    .send(AppendJob {
-                        gateway: gateway.clone(),
-                        items,
-                        enqueued: Instant::now(),
-                        reply,
-                    })
+    let (rate, _) = super::bench::per_second(clients, secs, move |_| {
+        let (queue, bodies, gateway) = (queue.clone(), bodies.clone(), gateway.clone());
+        async move {
+            let body = bodies.body();
+            // Sealing is CPU work, as in a handler: on the blocking pool.
+            let g = gateway.clone();
+            let items =
+                tokio::task::spawn_blocking(move || crate::http::seal_body(&body, &g, 100_000))
                     .await
-                    .map_err(|_| "the sequencer stopped".to_string())?;
-                let got = rx
-                    .await
-                    .map_err(|_| "the sequencer dropped a request".to_string())?
+                    .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
-                done.fetch_add(got.len() as u64, Relaxed);
-            }
-            Ok::<(), String>(())
-        }));
-    }
-    let mut samples = Vec::new();
-    let mut last = 0;
-    for s in 0..=secs {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = done.load(Relaxed);
-        if s > 0 {
-            samples.push((now - last) as f64);
+            let (reply, rx) = oneshot::channel();
+            queue
+                .send(AppendJob {
+                    gateway,
+                    items,
+                    enqueued: Instant::now(),
+                    reply,
+                })
+                .await
+                .map_err(|_| "the sequencer stopped".to_string())?;
+            let got = rx
+                .await
+                .map_err(|_| "the sequencer dropped a request".to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok(got.len() as u64)
         }
-        last = now;
-    }
-    stop.store(true, Relaxed);
-    for t in tasks {
-        t.await.map_err(|e| e.to_string())??;
-    }
-    Ok(median(&mut samples))
+    })
+    .await?;
+    Ok(rate)
 }

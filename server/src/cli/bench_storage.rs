@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::bench::{appends, checkpoint_size, fill_to, per_second, AppendFigures, BenchArgs};
+use super::bench::{
+    appends, checkpoint_size, fill_to, proofs_per_second, AppendFigures, BenchArgs,
+};
 use super::loadgen::{start_log, Bodies};
 
 struct Figures {
@@ -87,24 +89,7 @@ pub async fn run(a: &BenchArgs) -> Result<(), String> {
             None
         };
         let proof_url = replica.as_ref().map(|r| r.1.clone()).unwrap_or(url.clone());
-        let (h, u) = (http.clone(), proof_url);
-        let (proofs, _) = per_second(a.clients, seconds, move |c| {
-            let (h, u) = (h.clone(), u.clone());
-            async move {
-                let i = (c as u64 * 2_654_435_761 + rand::random::<u32>() as u64) % size;
-                let r = h
-                    .get(format!("{u}/v1/proof/inclusion?index={i}&size={size}"))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !r.status().is_success() {
-                    return Err(format!("proof: HTTP {}", r.status()));
-                }
-                r.bytes().await.map_err(|e| e.to_string())?;
-                Ok(1)
-            }
-        })
-        .await?;
+        let proofs = proofs_per_second(&http, &proof_url, size, a.clients, seconds).await?;
         println!(
             "{name}: inclusion proofs/s at {size} entries{}: {proofs:.0}",
             if replica.is_some() {

@@ -941,12 +941,12 @@ async fn export(
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
     use crate::export::{self, ExportError, ExportQuery};
-    auth(&st, &headers, Scope::Admin)?;
     if st.read_only {
         return Err(ApiError::NotHere(
             "evidence bundles are signed by the log's key, which only the writer holds: export from the writer".into(),
         ));
     }
+    auth(&st, &headers, Scope::Admin)?;
     let pairs = query_pairs(query)?;
     let q = ExportQuery::parse(pairs).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let permit = st.exports.clone().try_acquire_owned().map_err(|_| {

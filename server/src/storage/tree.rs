@@ -78,6 +78,9 @@ pub struct TreeEdge {
     size: u64,
     /// `rows[L]`: row 0 of the incomplete tile at level L.
     rows: Vec<Vec<Hash>>,
+    /// `enc[L]`: that tile's stored encoding, with the rows above row 0,
+    /// as last written; the root is read from it without rehashing.
+    enc: Vec<Option<Arc<Vec<u8>>>>,
 }
 
 impl TreeEdge {
@@ -103,7 +106,11 @@ impl TreeEdge {
             }
             rows.push(row);
         }
-        Ok(TreeEdge { size, rows })
+        let enc = rows
+            .iter()
+            .map(|r| Some(Arc::new(encode_tile(r))))
+            .collect();
+        Ok(TreeEdge { size, rows, enc })
     }
 
     /// Tree size covered by the edge.
@@ -112,15 +119,23 @@ impl TreeEdge {
     }
 
     /// The tree's root (RFC 9162 MTH), from the edge alone: every maximal
-    /// perfect subtree of the tree lies in the incomplete tile of its level.
+    /// perfect subtree of the tree lies in the incomplete tile of its level,
+    /// whose stored encoding already holds it (the encoding is written for
+    /// the commit anyway), so only the fold of O(log n) nodes is hashed.
     pub fn root(&self) -> Hash {
         let hashes: Vec<Hash> = vellum_spec::merkle::range_nodes(0, self.size)
             .into_iter()
             .map(|n| {
                 let level = (n.height / TILE_HEIGHT) as usize;
                 let r = n.height % TILE_HEIGHT;
-                let start = (n.index << r) % TILE_WIDTH;
-                vellum_spec::tile::node_in_tile(&self.rows[level], start as usize, 1 << r)
+                let start = ((n.index << r) % TILE_WIDTH) as usize;
+                let row = &self.rows[level];
+                self.enc
+                    .get(level)
+                    .and_then(Option::as_ref)
+                    .and_then(|e| StoredTile::new(e, row.len()).ok())
+                    .and_then(|t| t.node(r, start >> r))
+                    .unwrap_or_else(|| vellum_spec::tile::node_in_tile(row, start, 1 << r))
             })
             .collect();
         vellum_spec::merkle::fold_range(&hashes)
@@ -156,10 +171,13 @@ impl TreeEdge {
             }
             self.size += 1;
         }
+        self.enc.resize(self.rows.len(), None);
         for (level, row) in self.rows.iter().enumerate() {
             if touched[level] && !row.is_empty() {
                 let index = row_len(self.size, level as u8) / TILE_WIDTH;
-                out.push(((level as u8, index), Arc::new(encode_tile(row))));
+                let enc = Arc::new(encode_tile(row));
+                self.enc[level] = Some(enc.clone());
+                out.push(((level as u8, index), enc));
             }
         }
         out
@@ -261,6 +279,7 @@ mod tests {
         let mut edge = TreeEdge {
             size: 0,
             rows: vec![],
+            enc: vec![],
         };
         assert_eq!(edge.root(), vellum_spec::merkle::reference_root(&[]));
         let mut at = 0;
@@ -272,6 +291,17 @@ mod tests {
                 vellum_spec::merkle::reference_root(&leaves[..at]),
                 "size {at}"
             );
+            // The root is read from the stored encodings, not rehashed.
+            for (level, row) in edge.rows.iter().enumerate() {
+                if !row.is_empty() {
+                    let enc = edge.enc[level].as_ref().expect("an encoding per level");
+                    assert!(StoredTile::new(enc, row.len()).is_ok());
+                    assert_eq!(
+                        &enc[..row.len() * HASH_SIZE],
+                        &encode_tile(row)[..row.len() * HASH_SIZE]
+                    );
+                }
+            }
         }
     }
 }

@@ -321,6 +321,25 @@ impl BucketStore {
             .map_err(|_| StoreError::Backend("the S3 client stopped".into()))
     }
 
+    /// Runs `f` on the writer's state, under its lock; refuses on a replica
+    /// and once this writer was fenced.
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut WriterState) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut g = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Backend("writer state poisoned".into()))?;
+        let w = g
+            .as_mut()
+            .ok_or_else(|| StoreError::Backend("a read-only replica does not write".into()))?;
+        if self.fenced.load(Ordering::SeqCst) {
+            return Err(StoreError::Fenced("this writer was fenced".into()));
+        }
+        f(w)
+    }
+
     /// The log's verifier key, as the lock record names it.
     pub fn log_key(&self) -> String {
         self.read_record().log_key
@@ -865,29 +884,15 @@ fn cut_bundle(data: &[u8], width: usize) -> Result<Vec<u8>, StoreError> {
 
 impl LogStore for BucketStore {
     fn stage(&self, b: &CommitBatch) -> Result<(), StoreError> {
-        if self.role == Role::Replica {
-            return Err(StoreError::Backend(
-                "a read-only replica does not write".into(),
-            ));
-        }
-        {
-            let mut g = self
-                .writer
-                .lock()
-                .map_err(|_| StoreError::Backend("writer state poisoned".into()))?;
-            let w = g
-                .as_mut()
-                .ok_or_else(|| StoreError::Backend("this store holds no lock".into()))?;
-            if self.fenced.load(Ordering::SeqCst) {
-                return Err(StoreError::Fenced("this writer was fenced".into()));
-            }
-            // Write objects only while the lease is surely ours.
+        // Write objects only while the lease is surely ours.
+        self.with_writer(|w| {
             if w.swapped.elapsed() > Duration::from_millis(self.lease_ms as u64 / 3) || w.uncertain
             {
                 let rec = self.read_record();
                 self.swap(w, rec)?;
             }
-        }
+            Ok(())
+        })?;
         // Build on the last staged batch, or on what is published. (Only
         // the sequencer stages, one batch at a time; the lock is not held
         // during the uploads, so that the previous batch can be published
@@ -986,121 +991,111 @@ impl LogStore for BucketStore {
     }
 
     fn publish(&self, b: &CommitBatch) -> Result<(), StoreError> {
-        let mut g = self
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Backend("writer state poisoned".into()))?;
-        let w = g
-            .as_mut()
-            .ok_or_else(|| StoreError::Backend("this store holds no lock".into()))?;
-        let staged_ok = self
-            .staged
-            .lock()
-            .map_err(|_| StoreError::Backend("staging state poisoned".into()))?
-            .front()
-            .is_some_and(|s| s.new_size == b.new_size);
-        if !staged_ok {
-            return Err(StoreError::Backend(format!(
-                "publishing size {} that was not staged",
-                b.new_size
-            )));
-        }
-        let t0 = Instant::now();
-        let mut rec = self.read_record();
-        rec.size = b.new_size;
-        rec.root = hex(&b.new_root);
-        self.swap(w, rec)?;
-        tracing::debug!(
-            size = b.new_size,
-            swap_ms = t0.elapsed().as_secs_f64() * 1e3,
-            "published in the bucket"
-        );
-        // Committed: now the memory state follows. The staged batch leaves
-        // the queue and its partial bundle becomes the published one in one
-        // step, so that a stage running meanwhile always finds its base.
-        let st = {
-            let mut staged = self
+        self.with_writer(|w| {
+            let staged_ok = self
                 .staged
                 .lock()
-                .map_err(|_| StoreError::Backend("staging state poisoned".into()))?;
-            let mut st = staged
-                .pop_front()
-                .ok_or_else(|| StoreError::Backend("the staged batch vanished".into()))?;
-            if let Ok(mut p) = self.partial.write() {
-                *p = std::mem::replace(
-                    &mut st.partial,
-                    Partial {
-                        n: 0,
-                        count: 0,
-                        bytes: vec![],
-                    },
-                );
+                .map_err(|_| StoreError::Backend("staging state poisoned".into()))?
+                .front()
+                .is_some_and(|s| s.new_size == b.new_size);
+            if !staged_ok {
+                return Err(StoreError::Backend(format!(
+                    "publishing size {} that was not staged",
+                    b.new_size
+                )));
             }
-            self.size.store(b.new_size, Ordering::Release);
-            st
-        };
-        if let Ok(mut edge) = self.edge.write() {
-            for ((level, index), data) in &b.tiles {
-                let slot = &mut edge[*level as usize % 64];
-                if slot.as_ref().is_none_or(|(i, _)| *i <= *index) {
-                    *slot = Some((*index, data.clone()));
+            let t0 = Instant::now();
+            let mut rec = self.read_record();
+            rec.size = b.new_size;
+            rec.root = hex(&b.new_root);
+            self.swap(w, rec)?;
+            tracing::debug!(
+                size = b.new_size,
+                swap_ms = t0.elapsed().as_secs_f64() * 1e3,
+                "published in the bucket"
+            );
+            // Committed: now the memory state follows. The staged batch leaves
+            // the queue and its partial bundle becomes the published one in one
+            // step, so that a stage running meanwhile always finds its base.
+            let st = {
+                let mut staged = self
+                    .staged
+                    .lock()
+                    .map_err(|_| StoreError::Backend("staging state poisoned".into()))?;
+                let mut st = staged
+                    .pop_front()
+                    .ok_or_else(|| StoreError::Backend("the staged batch vanished".into()))?;
+                if let Ok(mut p) = self.partial.write() {
+                    *p = std::mem::replace(
+                        &mut st.partial,
+                        Partial {
+                            n: 0,
+                            count: 0,
+                            bytes: vec![],
+                        },
+                    );
                 }
-                if tile_width(*level, *index, b.new_size) as u64 == TILE_WIDTH {
-                    self.tiles
-                        .put((*level, *index, TILE_WIDTH as usize), data.clone());
+                self.size.store(b.new_size, Ordering::Release);
+                st
+            };
+            if let Ok(mut edge) = self.edge.write() {
+                for ((level, index), data) in &b.tiles {
+                    let slot = &mut edge[*level as usize % 64];
+                    if slot.as_ref().is_none_or(|(i, _)| *i <= *index) {
+                        *slot = Some((*index, data.clone()));
+                    }
+                    if tile_width(*level, *index, b.new_size) as u64 == TILE_WIDTH {
+                        self.tiles
+                            .put((*level, *index, TILE_WIDTH as usize), data.clone());
+                    }
                 }
             }
-        }
-        for (n, data) in st.full_bundles {
-            self.bundles.put((n, TILE_WIDTH as usize), Arc::new(data));
-        }
-        for (bundle, level, n, width) in st.partial_objects {
-            w.partials
-                .entry((bundle, level, n))
-                .or_default()
-                .push(width);
-        }
-        let mut stale = Vec::new();
-        for (bundle, level, n) in st.full_objects {
-            for width in w.partials.remove(&(bundle, level, n)).unwrap_or_default() {
-                stale.push(if bundle {
-                    self.layout.bundle(n, width)
-                } else {
-                    self.layout.tile(level, n, width)
-                });
+            for (n, data) in st.full_bundles {
+                self.bundles.put((n, TILE_WIDTH as usize), Arc::new(data));
             }
-        }
-        if !stale.is_empty() {
-            if let Some(gc) = &self.gc {
-                let _ = gc.send((Instant::now() + GC_DELAY, stale));
+            for (bundle, level, n, width) in st.partial_objects {
+                w.partials
+                    .entry((bundle, level, n))
+                    .or_default()
+                    .push(width);
             }
-        }
-        drop(g);
+            let mut stale = Vec::new();
+            for (bundle, level, n) in st.full_objects {
+                for width in w.partials.remove(&(bundle, level, n)).unwrap_or_default() {
+                    stale.push(if bundle {
+                        self.layout.bundle(n, width)
+                    } else {
+                        self.layout.tile(level, n, width)
+                    });
+                }
+            }
+            if !stale.is_empty() {
+                if let Some(gc) = &self.gc {
+                    let _ = gc.send((Instant::now() + GC_DELAY, stale));
+                }
+            }
+            Ok(())
+        })?;
         self.dedup.insert(&b.dedup)?;
         Ok(())
     }
 
     fn recover(&self, size: u64) -> Result<(), StoreError> {
-        let mut g = self
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Backend("writer state poisoned".into()))?;
-        let w = g
-            .as_mut()
-            .ok_or_else(|| StoreError::Backend("this store holds no lock".into()))?;
-        // Reachable again? Then put the record back at `size`: a swap whose
-        // answer was lost may have recorded entries nobody was told of.
-        let mut rec = self.read_record();
-        rec.size = size;
-        w.uncertain = true;
-        self.swap(w, rec)?;
-        self.size.store(size, Ordering::Release);
-        // What was staged after `size` is dropped: its objects lie beyond
-        // every published size and are rewritten by the next commits.
-        if let Ok(mut s) = self.staged.lock() {
-            s.clear();
-        }
-        Ok(())
+        self.with_writer(|w| {
+            // Reachable again? Then put the record back at `size`: a swap whose
+            // answer was lost may have recorded entries nobody was told of.
+            let mut rec = self.read_record();
+            rec.size = size;
+            w.uncertain = true;
+            self.swap(w, rec)?;
+            self.size.store(size, Ordering::Release);
+            // What was staged after `size` is dropped: its objects lie beyond
+            // every published size and are rewritten by the next commits.
+            if let Ok(mut s) = self.staged.lock() {
+                s.clear();
+            }
+            Ok(())
+        })
     }
 
     fn size(&self) -> Result<u64, StoreError> {
@@ -1180,14 +1175,7 @@ impl LogStore for BucketStore {
             .ok_or_else(|| StoreError::Backend("the checkpoint to store does not parse".into()))?;
         // Its partial tiles first: a static reader of this checkpoint needs them.
         let written = self.put_partial_tiles(size)?;
-        {
-            let mut g = self
-                .writer
-                .lock()
-                .map_err(|_| StoreError::Backend("writer state poisoned".into()))?;
-            let w = g
-                .as_mut()
-                .ok_or_else(|| StoreError::Backend("a read-only replica does not write".into()))?;
+        self.with_writer(|w| {
             let mut rec = self.read_record();
             rec.checkpoint = Some(text);
             self.swap(w, rec)?;
@@ -1197,7 +1185,8 @@ impl LogStore for BucketStore {
                     seen.push(width);
                 }
             }
-        }
+            Ok(())
+        })?;
         // The record is the durable copy; `checkpoint` is what static
         // readers fetch, written after it (never ahead of the tiles).
         let (os, path, body) = (self.os.clone(), self.layout.checkpoint(), note.to_vec());
