@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::borrowed::{self, Node, Str};
 use crate::jcs;
 use crate::tile::MAX_ENTRY_SIZE;
 use crate::time::parse_utc_millis;
@@ -292,6 +293,188 @@ pub fn seal(
     })
 }
 
+/// What a body held: one event (an object) or a batch (an array).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyShape {
+    /// A single event object.
+    Single,
+    /// An array of events.
+    Batch,
+}
+
+/// The fast path of sealing a whole append body (one event or an array of
+/// at most `max_batch`): parsed once into a [`borrowed`] tree, checked
+/// against the schema and written canonically from it. `None` when the
+/// body is refused or needs the general path; [`crate::jcs::parse_strict`]
+/// and [`seal`] then give the exact error, or the same leaves (the
+/// differential tests hold the two paths to the same output).
+pub fn seal_body_fast(
+    body: &str,
+    gateway: &str,
+    logged_at: &str,
+    max_batch: usize,
+    mut assign_id: impl FnMut() -> String,
+) -> Option<(Vec<Sealed>, BodyShape)> {
+    let (events, shape) = match borrowed::parse(body)? {
+        Node::Array(a) => (a, BodyShape::Batch),
+        one @ Node::Object(_) => (vec![one], BodyShape::Single),
+        _ => return None,
+    };
+    if events.is_empty() || events.len() > max_batch {
+        return None;
+    }
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let Node::Object(members) = e else {
+            return None;
+        };
+        out.push(seal_members(members, gateway, logged_at, &mut assign_id)?);
+    }
+    Some((out, shape))
+}
+
+/// Seals one event's members (sorted), or `None` if they break a rule.
+fn seal_members<'a>(
+    members: Vec<(Str<'a>, Node<'a>)>,
+    gateway: &str,
+    logged_at: &str,
+    assign_id: &mut impl FnMut() -> String,
+) -> Option<Sealed> {
+    if !valid_fast(&members) {
+        return None;
+    }
+    let event_id = match borrowed::find(&members, "event_id") {
+        Some(id) => id.as_str()?.to_string(),
+        None => assign_id(),
+    };
+    let id_node =
+        (!members.iter().any(|(k, _)| k.as_str() == "event_id")).then(|| event_id.clone());
+    // The same members, for a lifetime that also covers the added values.
+    let mut members: Vec<(Str<'_>, Node<'_>)> = members;
+    // Every top-level key is a schema field (ASCII), so byte order is the
+    // canonical order; the server's fields go in their places.
+    let mut extra: Vec<(&str, &str)> = vec![("gateway", gateway), ("logged_at", logged_at)];
+    if let Some(id) = &id_node {
+        extra.push(("event_id", id));
+    }
+    for (k, v) in extra {
+        let at = members.partition_point(|(m, _)| m.as_str() < k);
+        members.insert(at, (Str::value(k), Node::Str(Str::value(v))));
+    }
+    let mut leaf = Vec::with_capacity(256);
+    let mut at = 0;
+    leaf.push(b'{');
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            leaf.push(b',');
+        }
+        borrowed::write_str(k, &mut leaf);
+        leaf.push(b':');
+        if k.as_str() == "logged_at" {
+            at = leaf.len();
+        }
+        borrowed::write(v, &mut leaf);
+    }
+    leaf.push(b'}');
+    if leaf.len() > MAX_ENTRY_SIZE {
+        return None;
+    }
+    Some(Sealed {
+        event_id,
+        leaf,
+        logged_at_offset: at,
+    })
+}
+
+/// [`validate_submitted`] over a borrowed tree: true only where it would
+/// accept.
+fn valid_fast(m: &[(Str<'_>, Node<'_>)]) -> bool {
+    let get = |f: &str| borrowed::find(m, f);
+    let string = |f: &str| match get(f) {
+        None => Some(None),
+        Some(Node::Str(s)) => Some(Some(s.as_str())),
+        Some(_) => None,
+    };
+    let int = |f: &str, max: u64| match get(f) {
+        None => true,
+        Some(Node::Int(v, _)) => *v >= 0 && (*v as u64) <= max,
+        Some(_) => false,
+    };
+    if m.iter().any(|(k, _)| {
+        let k = k.as_str();
+        !is_known(k) || SERVER_FIELDS.contains(&k)
+    }) {
+        return false;
+    }
+    let required = |f: &str| string(f).flatten().is_some_and(|s| !s.is_empty());
+    if !["agent", "principal", "owner", "tool"]
+        .into_iter()
+        .all(required)
+    {
+        return false;
+    }
+    if string("ts")
+        .flatten()
+        .is_none_or(|t| parse_utc_millis(t).is_err())
+    {
+        return false;
+    }
+    if !string("verdict")
+        .flatten()
+        .is_some_and(|v| VERDICTS.contains(&v))
+    {
+        return false;
+    }
+    let Some(id) = string("event_id") else {
+        return false;
+    };
+    if id.is_some_and(|id| id.is_empty() || id.len() > MAX_EVENT_ID_LEN) {
+        return false;
+    }
+    if ["session", "target", "provenance_source", "rule", "reason"]
+        .into_iter()
+        .any(|f| string(f).is_none())
+    {
+        return false;
+    }
+    match string("args_hash") {
+        None => return false,
+        Some(Some(h)) => {
+            let ok = h
+                .strip_prefix("sha256:")
+                .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !ok {
+                return false;
+            }
+        }
+        Some(None) => {}
+    }
+    match string("provenance") {
+        None => return false,
+        Some(Some(p)) if !PROVENANCES.contains(&p) => return false,
+        _ => {}
+    }
+    if !(int("seq", u64::MAX) && int("risk", 100) && int("latency_ms", u64::MAX)) {
+        return false;
+    }
+    match get("result") {
+        None => {}
+        Some(Node::Object(r)) => {
+            let ok = r.iter().all(|(k, v)| {
+                matches!(
+                    (k.as_str(), v),
+                    ("status", Node::Int(..)) | ("error", Node::Str(_))
+                )
+            });
+            if !ok {
+                return false;
+            }
+        }
+        Some(_) => return false,
+    }
+    !matches!(get("attrs"), Some(n) if !matches!(n, Node::Object(_)))
+}
+
 /// Checks stored leaf bytes: strict JSON, a schema-valid event with the
 /// server's fields, in canonical form. Returns the event.
 pub fn check_leaf(leaf: &[u8]) -> Result<Map<String, Value>, EventError> {
@@ -316,6 +499,7 @@ pub fn check_leaf(leaf: &[u8]) -> Result<Map<String, Value>, EventError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn base() -> Value {
@@ -391,6 +575,219 @@ mod tests {
         let mut missing = base();
         missing.as_object_mut().unwrap().remove("owner");
         assert_eq!(seal_it(missing), Err(EventError::Missing("owner".into())));
+    }
+
+    /// The general path for a body, as the server ran it before the fast
+    /// path: strict parse, then [`seal`] per event.
+    fn seal_body_slow(body: &str, max_batch: usize) -> Result<Vec<Sealed>, String> {
+        let v = crate::jcs::parse_strict(body.as_bytes()).map_err(|e| e.to_string())?;
+        let events = match v {
+            Value::Array(a) => a,
+            other => vec![other],
+        };
+        if events.is_empty() || events.len() > max_batch {
+            return Err("batch size".into());
+        }
+        let mut n = 0;
+        events
+            .into_iter()
+            .map(|e| {
+                seal(e, "gw\"1", "2026-06-20T14:07:32.000Z", || {
+                    n += 1;
+                    format!("id-{n}")
+                })
+                .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    fn seal_body_both(body: &str) -> Option<Vec<Sealed>> {
+        let mut n = 0;
+        let fast = seal_body_fast(body, "gw\"1", "2026-06-20T14:07:32.000Z", 10, || {
+            n += 1;
+            format!("id-{n}")
+        });
+        let slow = seal_body_slow(body, 10);
+        let (fast, _) = fast?;
+        assert_eq!(Ok(fast.clone()), slow, "body {body}");
+        for s in &fast {
+            check_leaf(&s.leaf).unwrap();
+            let v: Value = serde_json::from_slice(&s.leaf).unwrap();
+            assert_eq!(serde_json_canonicalizer::to_vec(&v).unwrap(), s.leaf);
+            assert_eq!(
+                &s.leaf[s.logged_at_offset..][..LOGGED_AT_LEN],
+                b"\"2026-06-20T14:07:32.000Z\""
+            );
+        }
+        Some(fast)
+    }
+
+    #[test]
+    fn fast_path_seals_as_the_general_path_does() {
+        let full = r#"{"verdict":"deny","ts":"2026-06-20T14:07:31.12Z","agent":"a\u00e9\n","principal":"p","owner":"o","tool":"t",
+            "event_id":"e1","session":"s","target":"db","args_hash":"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "args":{"z":[1,2.5,-3,1e21],"\u20ac":"x","a":null},"provenance":"untrusted","provenance_source":"web","seq":7,"rule":"r","reason":"why \"not\"",
+            "risk":100,"latency_ms":0,"result":{"status":-1,"error":"e"},"attrs":{"b":{"c":true},"a":"\ud83d\ude00"}}"#;
+        assert_eq!(seal_body_both(full).unwrap()[0].event_id, "e1");
+        let batch = format!("[{full},{}]", serde_json::to_string(&base()).unwrap());
+        let sealed = seal_body_both(&batch).unwrap();
+        assert_eq!(sealed[1].event_id, "id-1");
+        for refused in [r#"{"verdict":"allow"}"#, r#"[]"#, r#"[1]"#, r#""x""#] {
+            assert!(seal_body_both(refused).is_none(), "{refused}");
+        }
+        let eleven = format!(
+            "[{}]",
+            vec![serde_json::to_string(&base()).unwrap(); 11].join(",")
+        );
+        assert!(seal_body_both(&eleven).is_none());
+        let mut big = base();
+        big["args"] = json!("x".repeat(70_000));
+        assert!(seal_body_both(&big.to_string()).is_none());
+    }
+
+    fn field_value() -> impl Strategy<Value = (String, String)> {
+        let s = || "\"([a-z]|\\\\n|\\\\u00e9|\u{1f600}|\\\\\"){0,4}\"";
+        prop_oneof![
+            Just("ts").prop_flat_map(|k| (
+                Just(k.to_string()),
+                prop_oneof![
+                    Just("\"2026-06-20T14:07:31Z\"".to_string()),
+                    Just("\"2026-02-30T14:07:31Z\"".to_string()),
+                    Just("\"2026-06-20T14:07:31.5+01:00\"".to_string()),
+                    Just("5".to_string()),
+                ]
+            )),
+            prop::sample::select(vec![
+                "agent",
+                "principal",
+                "owner",
+                "tool",
+                "session",
+                "target",
+                "provenance_source",
+                "rule",
+                "reason",
+                "event_id",
+                "colour",
+                "gateway",
+                "logged_at"
+            ])
+            .prop_flat_map(move |k| (
+                Just(k.to_string()),
+                prop_oneof![
+                    s().prop_map(|v| v.to_string()),
+                    Just("\"\"".to_string()),
+                    Just("1".to_string()),
+                    Just(format!("\"{}\"", "i".repeat(257))),
+                ]
+            )),
+            prop::sample::select(vec!["verdict", "provenance"]).prop_flat_map(|k| (
+                Just(k.to_string()),
+                prop::sample::select(vec![
+                    "\"allow\"",
+                    "\"deny\"",
+                    "\"approve\"",
+                    "\"review\"",
+                    "\"trusted\"",
+                    "\"untrusted\"",
+                    "\"maybe\"",
+                    "null"
+                ])
+                .prop_map(str::to_string)
+            )),
+            prop::sample::select(vec!["seq", "risk", "latency_ms"]).prop_flat_map(|k| (
+                Just(k.to_string()),
+                prop::sample::select(vec![
+                    "0",
+                    "-0",
+                    "100",
+                    "101",
+                    "-1",
+                    "1.0",
+                    "1e2",
+                    "9007199254740991",
+                    "\"5\""
+                ])
+                .prop_map(str::to_string)
+            )),
+            Just("args_hash").prop_flat_map(|k| (
+                Just(k.to_string()),
+                prop::sample::select(vec![
+                    format!("\"sha256:{}\"", "ab".repeat(32)),
+                    format!("\"sha256:{}\"", "g".repeat(64)),
+                    "\"sha256:\"".to_string(),
+                    "{}".to_string()
+                ])
+            )),
+            Just("result").prop_flat_map(|k| (
+                Just(k.to_string()),
+                prop::sample::select(vec![
+                    "{}",
+                    "{\"status\":200}",
+                    "{\"status\":-0}",
+                    "{\"status\":1.5,\"error\":\"x\"}",
+                    "{\"error\":\"x\",\"status\":3}",
+                    "{\"code\":1}",
+                    "{\"error\":1}",
+                    "[]"
+                ])
+                .prop_map(str::to_string)
+            )),
+            prop::sample::select(vec!["attrs", "args"]).prop_flat_map(|k| (
+                Just(k.to_string()),
+                prop::sample::select(vec![
+                    "{}",
+                    "{\"b\":1,\"a\":[true,{\"\\u00e9\":0.1}]}",
+                    "[]",
+                    "\"x\"",
+                    "{\"a\":1,\"a\":2}",
+                    "{\"\u{e000}\":1,\"\u{1f600}\":2}"
+                ])
+                .prop_map(str::to_string)
+            )),
+        ]
+    }
+
+    fn event_text() -> impl Strategy<Value = String> {
+        let required = vec![
+            ("ts".to_string(), "\"2026-06-20T14:07:31.120Z\"".to_string()),
+            ("agent".to_string(), "\"a\"".to_string()),
+            ("principal".to_string(), "\"p\"".to_string()),
+            ("owner".to_string(), "\"o\"".to_string()),
+            ("tool".to_string(), "\"t\"".to_string()),
+            ("verdict".to_string(), "\"allow\"".to_string()),
+        ];
+        (
+            prop::collection::vec(field_value(), 0..6),
+            Just(required).prop_shuffle(),
+            0..7usize,
+            prop::sample::select(vec!["", " ", "\n\t "]),
+        )
+            .prop_map(|(extra, mut req, drop, ws)| {
+                if drop < 6 && extra.len() % 3 == 0 {
+                    req.remove(drop);
+                }
+                req.extend(extra);
+                let members: Vec<String> = req
+                    .into_iter()
+                    .map(|(k, v)| format!("{ws}\"{k}\"{ws}:{ws}{v}"))
+                    .collect();
+                format!("{{{}{ws}}}", members.join(","))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn fast_sealing_agrees_or_defers(events in prop::collection::vec(event_text(), 1..4), single in any::<bool>()) {
+            let body = if single { events[0].clone() } else { format!("[{}]", events.join(",")) };
+            let fast = seal_body_both(&body).is_some();
+            // What the general path accepts, the fast path takes too,
+            // except for the forms it leaves (16-digit integers).
+            if !fast && seal_body_slow(&body, 10).is_ok() {
+                prop_assert!(body.contains("9007199254740991"), "fast path refused {body}");
+            }
+        }
     }
 
     #[test]

@@ -329,7 +329,8 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// Appends `s` as a canonical JSON string (RFC 8785 §3.2.2.2).
+pub fn write_string(s: &str, out: &mut Vec<u8>) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();

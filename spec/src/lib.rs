@@ -5,6 +5,7 @@
 //! The normative prose lives beside this crate in `spec/*.md`.
 #![deny(missing_docs)]
 
+pub mod borrowed;
 pub mod bundle;
 pub mod checkpoint;
 pub mod event;

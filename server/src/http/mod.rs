@@ -377,11 +377,32 @@ pub fn seal_body(
     gateway: &str,
     max_batch: usize,
 ) -> Result<Vec<AppendItem>, ApiError> {
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(ApiError::BadRequest(format!(
-            "request body is not valid UTF-8 (bad byte at offset {})",
-            e.valid_up_to()
-        )));
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(ApiError::BadRequest(format!(
+                "request body is not valid UTF-8 (bad byte at offset {})",
+                e.valid_up_to()
+            )))
+        }
+    };
+    let logged_at_ms = now_millis();
+    let logged_at = vellum_spec::time::format_millis(logged_at_ms);
+    // One pass over borrowed bytes; anything it does not take (every
+    // refusal among it) goes the general way below, which names the error.
+    if let Some((sealed, _)) =
+        event::seal_body_fast(text, gateway, &logged_at, max_batch, new_event_id)
+    {
+        return Ok(sealed
+            .into_iter()
+            .map(|s| AppendItem {
+                leaf_hash: leaf_hash(&s.leaf),
+                event_id: s.event_id,
+                leaf: s.leaf,
+                logged_at_ms,
+                logged_at_offset: s.logged_at_offset,
+            })
+            .collect());
     }
     let v = vellum_spec::jcs::parse_strict(bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
@@ -401,8 +422,6 @@ pub fn seal_body(
             max_batch
         )));
     }
-    let logged_at_ms = now_millis();
-    let logged_at = vellum_spec::time::format_millis(logged_at_ms);
     values
         .into_iter()
         .enumerate()
