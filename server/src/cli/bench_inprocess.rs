@@ -36,13 +36,9 @@ pub async fn limit(
         let (queue, bodies, gateway) = (queue.clone(), bodies.clone(), gateway.clone());
         async move {
             let body = bodies.body();
-            // Sealing is CPU work, as in a handler: on the blocking pool.
-            let g = gateway.clone();
+            // Sealed inline on the runtime's worker, as the append handler does.
             let items =
-                tokio::task::spawn_blocking(move || crate::http::seal_body(&body, &g, 100_000))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
+                crate::http::seal_body(&body, &gateway, 100_000).map_err(|e| e.to_string())?;
             let (reply, rx) = oneshot::channel();
             queue
                 .send(AppendJob {

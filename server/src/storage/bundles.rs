@@ -5,13 +5,14 @@
 //! before the tree size that covers them is recorded, and on start-up any
 //! bytes past the recorded size (a crash between the two) are cut off.
 
-use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use vellum_spec::tile::{encode_index, parse_bundle, TILE_WIDTH};
+
+use super::syncset::SyncSet;
 
 /// The entry-bundle directory.
 pub struct BundleFiles {
@@ -73,9 +74,9 @@ impl BundleFiles {
         Ok(())
     }
 
-    /// Appends entries (index order, contiguous) and fsyncs every file
-    /// written, and the directories of new files.
-    pub fn append(&self, entries: &[(u64, Vec<u8>)]) -> io::Result<()> {
+    /// Appends entries (index order, contiguous); every file written and
+    /// the directory of every new file go into `sync`, to be fsynced.
+    pub fn append(&self, entries: &[(u64, Vec<u8>)], sync: &mut SyncSet) -> io::Result<()> {
         let mut bufs: Vec<(u64, Vec<u8>)> = Vec::new();
         for (i, e) in entries {
             let n = i / TILE_WIDTH;
@@ -86,7 +87,6 @@ impl BundleFiles {
             vellum_spec::tile::push_bundle_entry(buf, e)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         }
-        let mut new_dirs: HashSet<PathBuf> = HashSet::new();
         for (n, buf) in &bufs {
             let p = self.path(*n);
             let fresh = !p.exists();
@@ -95,18 +95,15 @@ impl BundleFiles {
                     if !dir.exists() {
                         fs::create_dir_all(dir)?;
                         if let Some(up) = dir.parent() {
-                            new_dirs.insert(up.to_path_buf());
+                            sync.dir(up.to_path_buf());
                         }
                     }
-                    new_dirs.insert(dir.to_path_buf());
+                    sync.dir(dir.to_path_buf());
                 }
             }
             let mut f = OpenOptions::new().create(true).append(true).open(&p)?;
             f.write_all(buf)?;
-            f.sync_data()?;
-        }
-        for dir in &new_dirs {
-            File::open(dir)?.sync_all()?;
+            sync.file(f);
         }
         Ok(())
     }
@@ -189,13 +186,19 @@ mod tests {
             .collect()
     }
 
+    fn append(b: &BundleFiles, e: &[(u64, Vec<u8>)]) {
+        let mut sync = SyncSet::default();
+        b.append(e, &mut sync).unwrap();
+        sync.sync().unwrap();
+    }
+
     #[test]
     fn append_read_and_cut_off_an_unrecorded_commit() {
         let dir = std::env::temp_dir().join(format!("vellum-bundles-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let b = BundleFiles::open(&dir, 0).unwrap();
-        b.append(&entries(0, 200)).unwrap();
-        b.append(&entries(200, 600)).unwrap();
+        append(&b, &entries(0, 200));
+        append(&b, &entries(200, 600));
         assert_eq!(b.entry(599).unwrap(), b"entry-599");
         let full = std::fs::read(dir.join("001")).unwrap();
         let at = prefix_len(&full, 10).unwrap() as u32;
@@ -211,7 +214,7 @@ mod tests {
         assert!(!dir.join("002").exists());
         assert_eq!(fs::read(dir.join("001")).unwrap(), b.read(1, 44).unwrap());
         assert!(b.read(1, 45).is_err());
-        b.append(&entries(300, 301)).unwrap();
+        append(&b, &entries(300, 301));
         assert_eq!(b.entry(300).unwrap(), b"entry-300");
         // Size on a bundle boundary: the next bundle file goes away.
         drop(b);

@@ -9,6 +9,7 @@ use vellum_spec::tile::TILE_WIDTH;
 
 use super::bundles::BundleFiles;
 use super::dedup_index::DedupIndex;
+use super::syncset::SyncSet;
 use super::tilefiles::TileFiles;
 use super::{CommitBatch, LogStore, StoreError};
 
@@ -126,8 +127,10 @@ impl LogStore for SledStore {
     fn stage(&self, b: &CommitBatch) -> Result<(), StoreError> {
         // Entries and tiles, fsynced: the size recorded by `publish` must
         // never point past entries that are not on disk.
-        self.bundles.append(&b.entries).map_err(io_err)?;
-        self.tiles.write(&b.tiles).map_err(io_err)
+        let mut sync = SyncSet::default();
+        self.bundles.append(&b.entries, &mut sync).map_err(io_err)?;
+        self.tiles.write(&b.tiles, &mut sync).map_err(io_err)?;
+        sync.sync().map_err(io_err)
     }
 
     fn publish(&self, b: &CommitBatch) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@
 //! through the operating system's page cache, not the log's heap: the
 //! log's memory does not grow with the number of tiles it serves.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -18,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use vellum_spec::hash::HASH_SIZE;
 use vellum_spec::tile::encode_index;
 
+use crate::storage::syncset::SyncSet;
 use crate::storage::tree::STORED_TILE_BYTES;
 
 /// Full tiles of level 1 and up kept in memory: every proof reads them and
@@ -48,17 +49,20 @@ impl TileFiles {
         self.root.join(level.to_string()).join(encode_index(n))
     }
 
-    /// Writes stored tiles in place and fsyncs them, and the directories
-    /// that gained an entry.
-    pub fn write(&self, tiles: &[crate::storage::StoredTileBytes]) -> io::Result<()> {
-        let mut dirty_dirs: HashSet<PathBuf> = HashSet::new();
+    /// Writes stored tiles in place; the files and the directories that
+    /// gained an entry go into `sync`, to be fsynced.
+    pub fn write(
+        &self,
+        tiles: &[crate::storage::StoredTileBytes],
+        sync: &mut SyncSet,
+    ) -> io::Result<()> {
         for ((level, n), data) in tiles {
             let p = self.path(*level, *n);
             let dir = p.parent().unwrap_or(&self.root).to_path_buf();
             let mut d = dir.as_path();
             while !d.exists() {
                 let Some(up) = d.parent() else { break };
-                dirty_dirs.insert(up.to_path_buf());
+                sync.dir(up.to_path_buf());
                 d = up;
             }
             fs::create_dir_all(&dir)?;
@@ -69,13 +73,10 @@ impl TileFiles {
                 .truncate(false)
                 .open(&p)?;
             f.write_all_at(data, 0)?;
-            f.sync_data()?;
+            sync.file(f);
             if !existed {
-                dirty_dirs.insert(dir);
+                sync.dir(dir);
             }
-        }
-        for d in dirty_dirs {
-            File::open(&d)?.sync_all()?;
         }
         Ok(())
     }
