@@ -131,6 +131,35 @@ fn want_int(obj: &Map<String, Value>, f: &str, max: Option<u64>) -> Result<(), E
     }
 }
 
+/// Whether `v` is an `args_hash`: `sha256:` and 64 hex digits (either
+/// case). Checked eight bytes at a time: verifiers run it on every entry.
+pub fn is_args_hash(v: &str) -> bool {
+    let Some(hex) = v.strip_prefix("sha256:") else {
+        return false;
+    };
+    hex.len() == 64 && hex.as_bytes().chunks_exact(8).all(hex8)
+}
+
+/// Whether eight bytes are all ASCII hex digits (SWAR: per-byte range
+/// checks on a u64 whose lanes stay below 0x80, so no carry crosses them).
+fn hex8(chunk: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    let x = u64::from_le_bytes(w);
+    if x & HIGHS != 0 {
+        return false;
+    }
+    // Above `c`, per byte: the high bit of byte + (0x7f - c).
+    let gt = |y: u64, c: u8| y.wrapping_add(ONES * u64::from(0x7f - c)) & HIGHS;
+    let digit = gt(x, b'0' - 1) & !gt(x, b'9');
+    // Letters folded to lower case: only A-F and a-f land on a-f.
+    let y = x | (ONES * 0x20);
+    let letter = gt(y, b'a' - 1) & !gt(y, b'f');
+    digit | letter == HIGHS
+}
+
 /// Validates an event object as a gateway sends it (no server fields).
 pub fn validate_submitted(obj: &Map<String, Value>) -> Result<(), EventError> {
     if let Some(f) = SERVER_FIELDS.iter().find(|f| obj.contains_key(**f)) {
@@ -172,10 +201,7 @@ fn validate_fields(obj: &Map<String, Value>) -> Result<(), EventError> {
         want_string(obj, f)?;
     }
     if let Some(h) = want_string(obj, "args_hash")? {
-        let ok = h
-            .strip_prefix("sha256:")
-            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
-        if !ok {
+        if !is_args_hash(h) {
             return Err(invalid(
                 "args_hash",
                 "must be sha256: followed by 64 hex digits",
@@ -440,10 +466,7 @@ fn valid_fast(m: &[(Str<'_>, Node<'_>)]) -> bool {
     match string("args_hash") {
         None => return false,
         Some(Some(h)) => {
-            let ok = h
-                .strip_prefix("sha256:")
-                .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
-            if !ok {
+            if !is_args_hash(h) {
                 return false;
             }
         }
@@ -788,6 +811,27 @@ mod tests {
                 prop_assert!(body.contains("9007199254740991"), "fast path refused {body}");
             }
         }
+    }
+
+    #[test]
+    fn args_hash_check_matches_the_byte_rule() {
+        let slow = |v: &str| {
+            v.strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        };
+        let base = "0123456789abcdefABCDEF0123456789abcdef0123456789abcdef0123456789";
+        assert_eq!(base.len(), 64);
+        for b in 0..=255u8 {
+            for at in [0, 7, 8, 63] {
+                let mut v = base.as_bytes().to_vec();
+                v[at] = b;
+                if let Ok(h) = String::from_utf8([b"sha256:".as_slice(), &v].concat()) {
+                    assert_eq!(is_args_hash(&h), slow(&h), "byte {b:#x} at {at}");
+                }
+            }
+        }
+        assert!(!is_args_hash(&format!("sha256:{}", &base[..63])));
+        assert!(!is_args_hash(&format!("sha1:{base}")));
     }
 
     #[test]

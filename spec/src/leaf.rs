@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use crate::event::{
-    check_leaf, leaf_logged_at, EventError, MAX_EVENT_ID_LEN, PROVENANCES, VERDICTS,
+    check_leaf, is_args_hash, leaf_logged_at, EventError, MAX_EVENT_ID_LEN, PROVENANCES, VERDICTS,
 };
 use crate::time::parse_utc_millis;
 
@@ -98,113 +98,79 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
         })
     };
     s.object(|s, key| {
-        let bit = match key {
-            b"agent" | b"principal" | b"owner" | b"tool" => {
+        let field = Field::of(key)?;
+        match field {
+            Field::Agent | Field::Principal | Field::Owner | Field::Tool => {
                 let (a, b, esc) = s.string()?;
                 if a == b {
                     return None;
                 }
-                let slot = match key {
-                    b"agent" => Some(0),
-                    b"principal" => Some(1),
-                    b"owner" => Some(2),
+                let slot = match field {
+                    Field::Agent => Some(0),
+                    Field::Principal => Some(1),
+                    Field::Owner => Some(2),
                     _ => None,
                 };
                 if let Some(i) = slot {
                     facts.who[i] = Some(decode(a, b, esc)?);
                 }
-                field_bit(key)
             }
-            b"ts" => {
-                let v = s.plain_string(text)?;
-                parse_utc_millis(v).ok()?;
-                field_bit(key)
+            Field::Ts => {
+                parse_utc_millis(s.plain_string(text)?).ok()?;
             }
-            b"logged_at" => {
-                let v = s.plain_string(text)?;
-                facts.logged_at_ms = parse_utc_millis(v).ok()?;
-                field_bit(key)
+            Field::LoggedAt => {
+                facts.logged_at_ms = parse_utc_millis(s.plain_string(text)?).ok()?;
             }
-            b"verdict" => {
+            Field::Verdict => {
                 let v = s.plain_string(text)?;
                 if !VERDICTS.contains(&v) {
                     return None;
                 }
                 facts.verdict = Cow::Borrowed(v);
-                field_bit(key)
             }
-            b"provenance" => {
+            Field::Provenance => {
                 if !PROVENANCES.contains(&s.plain_string(text)?) {
                     return None;
                 }
-                0
             }
-            b"event_id" => {
+            Field::EventId => {
                 let v = s.plain_string(text)?;
                 if v.is_empty() || v.len() > MAX_EVENT_ID_LEN {
                     return None;
                 }
-                field_bit(key)
             }
-            b"gateway" => {
+            Field::Gateway | Field::Target | Field::ProvenanceSource | Field::Reason => {
                 s.string()?;
-                field_bit(key)
             }
-            b"session" => {
-                facts.session = Some(Cow::Borrowed(s.plain_string(text)?));
-                0
-            }
-            b"rule" => {
+            Field::Session => facts.session = Some(Cow::Borrowed(s.plain_string(text)?)),
+            Field::Rule => {
                 let (a, b, esc) = s.string()?;
                 facts.who[3] = Some(decode(a, b, esc)?);
-                0
             }
-            b"target" | b"provenance_source" | b"reason" => {
-                s.string()?;
-                0
-            }
-            b"args_hash" => {
-                let v = s.plain_string(text)?;
-                let ok = v
-                    .strip_prefix("sha256:")
-                    .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-                if !ok {
+            Field::ArgsHash => {
+                if !is_args_hash(s.plain_string(text)?) {
                     return None;
                 }
-                0
             }
-            b"seq" => {
-                facts.seq = Some(s.unsigned()?);
-                0
-            }
-            b"latency_ms" => {
+            Field::Seq => facts.seq = Some(s.unsigned()?),
+            Field::LatencyMs => {
                 s.unsigned()?;
-                0
             }
-            b"risk" => {
+            Field::Risk => {
                 if s.unsigned()? > 100 {
                     return None;
                 }
-                0
             }
-            b"result" => {
-                s.result()?;
-                0
-            }
-            b"attrs" => {
+            Field::Result => s.result()?,
+            Field::Attrs => {
                 if s.peek()? != b'{' {
                     return None;
                 }
                 s.value(0)?;
-                0
             }
-            b"args" => {
-                s.value(0)?;
-                0
-            }
-            _ => return None,
-        };
-        seen |= bit;
+            Field::Args => s.value(0)?,
+        }
+        seen |= field.required_bit();
         Some(())
     })?;
     if s.i != leaf.len() || seen != ALL_REQUIRED {
@@ -216,18 +182,81 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
 /// Bits of the fields every stored leaf must have.
 const ALL_REQUIRED: u32 = (1 << 9) - 1;
 
-fn field_bit(key: &[u8]) -> u32 {
-    match key {
-        b"ts" => 1,
-        b"agent" => 2,
-        b"principal" => 4,
-        b"owner" => 8,
-        b"tool" => 16,
-        b"verdict" => 32,
-        b"event_id" => 64,
-        b"gateway" => 128,
-        b"logged_at" => 256,
-        _ => 0,
+/// The fields of a stored event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Ts,
+    Agent,
+    Principal,
+    Owner,
+    Tool,
+    Verdict,
+    EventId,
+    Gateway,
+    LoggedAt,
+    Session,
+    Target,
+    Args,
+    ArgsHash,
+    Provenance,
+    ProvenanceSource,
+    Seq,
+    Rule,
+    Reason,
+    Risk,
+    LatencyMs,
+    Result,
+    Attrs,
+}
+
+impl Field {
+    /// The field a key names: one jump on (length, first byte, last
+    /// byte), which is unique among the schema's 22 names, then one
+    /// comparison to confirm.
+    fn of(key: &[u8]) -> Option<Field> {
+        let (&first, &last) = (key.first()?, key.last()?);
+        let (name, f): (&[u8], Field) = match (key.len(), first, last) {
+            (2, b't', b's') => (b"ts", Field::Ts),
+            (5, b'a', b't') => (b"agent", Field::Agent),
+            (9, b'p', b'l') => (b"principal", Field::Principal),
+            (5, b'o', b'r') => (b"owner", Field::Owner),
+            (4, b't', b'l') => (b"tool", Field::Tool),
+            (7, b'v', b't') => (b"verdict", Field::Verdict),
+            (8, b'e', b'd') => (b"event_id", Field::EventId),
+            (7, b'g', b'y') => (b"gateway", Field::Gateway),
+            (9, b'l', b't') => (b"logged_at", Field::LoggedAt),
+            (7, b's', b'n') => (b"session", Field::Session),
+            (6, b't', b't') => (b"target", Field::Target),
+            (4, b'a', b's') => (b"args", Field::Args),
+            (9, b'a', b'h') => (b"args_hash", Field::ArgsHash),
+            (10, b'p', b'e') => (b"provenance", Field::Provenance),
+            (17, b'p', b'e') => (b"provenance_source", Field::ProvenanceSource),
+            (3, b's', b'q') => (b"seq", Field::Seq),
+            (4, b'r', b'e') => (b"rule", Field::Rule),
+            (6, b'r', b'n') => (b"reason", Field::Reason),
+            (4, b'r', b'k') => (b"risk", Field::Risk),
+            (10, b'l', b's') => (b"latency_ms", Field::LatencyMs),
+            (6, b'r', b't') => (b"result", Field::Result),
+            (5, b'a', b's') => (b"attrs", Field::Attrs),
+            _ => return None,
+        };
+        (name == key).then_some(f)
+    }
+
+    /// Its bit in [`ALL_REQUIRED`], or 0 for an optional field.
+    fn required_bit(self) -> u32 {
+        match self {
+            Field::Ts => 1,
+            Field::Agent => 2,
+            Field::Principal => 4,
+            Field::Owner => 8,
+            Field::Tool => 16,
+            Field::Verdict => 32,
+            Field::EventId => 64,
+            Field::Gateway => 128,
+            Field::LoggedAt => 256,
+            _ => 0,
+        }
     }
 }
 
@@ -431,5 +460,39 @@ impl<'a> Scan<'a> {
     fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.i + word.len();
         (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Field;
+    use crate::event::{OPTIONAL, REQUIRED, SERVER_FIELDS};
+
+    #[test]
+    fn every_schema_field_and_nothing_else_is_found() {
+        let all: Vec<&str> = REQUIRED
+            .iter()
+            .chain(OPTIONAL)
+            .chain(SERVER_FIELDS)
+            .copied()
+            .collect();
+        let mut found: Vec<u8> = all
+            .iter()
+            .map(|k| Field::of(k.as_bytes()).expect(k) as u8)
+            .collect();
+        found.sort();
+        found.dedup();
+        assert_eq!(found.len(), all.len());
+        for k in [
+            "",
+            "t",
+            "tx",
+            "agents",
+            "risq",
+            "provenance_sourcE",
+            "reasun",
+        ] {
+            assert_eq!(Field::of(k.as_bytes()), None, "{k}");
+        }
     }
 }
