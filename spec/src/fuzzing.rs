@@ -26,11 +26,32 @@ pub const TARGETS: &[(&str, Check)] = &[
 
 /// A gateway's request body, as `POST /v1/events` reads it: strict JSON,
 /// then each event sealed. A sealed leaf is canonical, within the size
-/// limit, and passes the stored-leaf check, fast and full alike.
+/// limit, and passes the stored-leaf check, fast and full alike. The
+/// one-pass fast path seals exactly as the general path does, or defers.
 pub fn event(data: &[u8]) {
+    const AT: &str = "2026-06-20T14:07:31.120Z";
+    let id = || "00000000000000000000000000000000".to_string();
+    let fast = std::str::from_utf8(data)
+        .ok()
+        .and_then(|t| event::seal_body_fast(t, "fuzz-gw", AT, 64, id));
     let Ok(v) = jcs::parse_strict(data) else {
+        assert!(
+            fast.is_none(),
+            "the fast path sealed a body strict JSON refuses"
+        );
         return;
     };
+    if let Some((fast, _)) = &fast {
+        let values = match v.clone() {
+            serde_json::Value::Array(a) => a,
+            other => vec![other],
+        };
+        let slow: Vec<event::Sealed> = values
+            .into_iter()
+            .map(|v| event::seal(v, "fuzz-gw", AT, id).expect("the general path seals it too"))
+            .collect();
+        assert_eq!(fast, &slow, "fast and general sealing differ");
+    }
     let values = match v {
         serde_json::Value::Array(a) => a,
         other => vec![other],
@@ -55,11 +76,28 @@ pub fn event(data: &[u8]) {
 }
 
 /// RFC 8785: what the strict parser accepts, serde_json accepts too, and
-/// its canonical form re-parses and canonicalizes to itself.
+/// its canonical form re-parses and canonicalizes to itself; the borrowed
+/// parser takes only what it accepts, with the same canonical form.
 pub fn jcs(data: &[u8]) {
+    let fast = std::str::from_utf8(data)
+        .ok()
+        .and_then(crate::borrowed::parse);
     let Ok(v) = jcs::parse_strict(data) else {
+        assert!(
+            fast.is_none(),
+            "the borrowed parser took what strict JSON refuses"
+        );
         return;
     };
+    if let Some(tree) = &fast {
+        let mut out = Vec::new();
+        crate::borrowed::write(tree, &mut out);
+        assert_eq!(
+            Some(out),
+            jcs::canonicalize(&v).ok(),
+            "borrowed and general canonical forms differ"
+        );
+    }
     assert!(
         serde_json::from_slice::<serde_json::Value>(data).is_ok(),
         "strict accepted what serde_json refuses"
