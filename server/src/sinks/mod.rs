@@ -187,7 +187,37 @@ fn read_items(
     Ok((out, next))
 }
 
-/// Runs `f` on a thread of its own at nice +10: the sinks' reading,
+/// The sinks' own runtime: two workers at low priority, so that sending
+/// (TLS, HTTP, syslog framing) also yields the CPU to the log's runtime,
+/// as the reading and rendering do (see [`spawn_low`]). It lives for the
+/// rest of the process, on a thread of its own.
+fn low_priority_runtime() -> Result<tokio::runtime::Handle, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("vellum-sinks".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("vellum-sink")
+                .on_thread_start(lower_priority)
+                .enable_all()
+                .build();
+            match rt {
+                Ok(rt) => {
+                    let _ = tx.send(Ok(rt.handle().clone()));
+                    rt.block_on(std::future::pending::<()>());
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("sinks: starting their runtime: {e}")));
+                }
+            }
+        })
+        .map_err(|e| format!("sinks: starting their thread: {e}"))?;
+    rx.recv()
+        .map_err(|_| "sinks: their runtime did not start".to_string())?
+}
+
+/// Runs `f` on a thread of its own at low priority: the sinks' reading,
 /// filtering and rendering yield the CPU to appends, so under full append
 /// load a sink falls behind rather than slowing the log, and catches up
 /// when the load drops.
@@ -207,14 +237,21 @@ fn spawn_low<T: Send + 'static>(
     rx
 }
 
-/// Lowers the calling thread's CPU priority to nice +10 (Linux: nice is
-/// per thread); best effort.
+/// Lowers the calling thread's CPU priority: nice +10 and the SCHED_IDLE
+/// policy (Linux: both per thread; best effort). An idle-policy thread
+/// runs only on a core nothing else wants and is preempted at once when a
+/// log thread wakes (plain nice still held appends back by a scheduler
+/// slice at each wake-up).
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: setpriority on the calling thread's own ID.
+    // SAFETY: setpriority and sched_setscheduler on the calling thread
+    // alone (its own ID; 0 = the caller), with a parameter that outlives
+    // the call.
     unsafe {
         let tid = libc::gettid();
         let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+        let idle = libc::sched_param { sched_priority: 0 };
+        let _ = libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle);
     }
 }
 
@@ -324,6 +361,12 @@ impl Sinks {
     pub fn start(specs: Vec<SinkSpec>, env: SinkEnv) -> Result<Sinks, String> {
         std::fs::create_dir_all(&env.dir).map_err(|e| format!("{}: {e}", env.dir.display()))?;
         let mut handles = Vec::new();
+        if specs.is_empty() {
+            return Ok(Sinks { handles });
+        }
+        let rt = low_priority_runtime()?;
+        // Sockets and clients made below belong to the sinks' runtime.
+        let _in_rt = rt.enter();
         for spec in specs {
             let stats = Arc::new(SinkStats::default());
             let deliverer = match &spec.dest {
@@ -343,7 +386,7 @@ impl Sinks {
             stats.cursor.store(start, Relaxed);
             tracing::info!(sink = %spec.name, start, format = spec.format.name(), filter = %spec.filter_text, "sink starting");
             let dead = deadletter::DeadLetters::new(&env.dir, &spec.name);
-            tokio::spawn(run(
+            rt.spawn(run(
                 spec.clone(),
                 env.clone(),
                 stats.clone(),
