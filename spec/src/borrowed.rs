@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use crate::jcs::{cmp_utf16, write_string};
+use crate::jcs::{cmp_utf16, write_string, NEEDS_ESCAPE};
 
 /// Deepest nesting the fast path takes (the general parser allows 128).
 pub const MAX_DEPTH: usize = 64;
@@ -108,18 +108,9 @@ struct Parser<'a> {
     i: usize,
 }
 
-/// String bytes that end a run of plain characters: `"`, `\` and controls.
-const STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
+/// String bytes that end a run of plain characters: `"`, `\` and controls
+/// (the same set the canonical form escapes).
+const STOP: [bool; 256] = NEEDS_ESCAPE;
 
 impl<'a> Parser<'a> {
     fn ws(&mut self) {

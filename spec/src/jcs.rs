@@ -317,7 +317,7 @@ fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) -> Result<(), JcsErro
 }
 
 /// Bytes that RFC 8785 escapes in strings: `"`, `\\` and U+0000–U+001F.
-const NEEDS_ESCAPE: [bool; 256] = {
+pub(crate) const NEEDS_ESCAPE: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 0x20 {
