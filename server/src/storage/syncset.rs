@@ -42,8 +42,22 @@ impl SyncSet {
             return Ok(());
         };
         std::thread::scope(|s| {
-            let others: Vec<_> = jobs.into_iter().map(|j| s.spawn(j)).collect();
-            let mut res = first();
+            let mut res = Ok(());
+            let mut others = Vec::new();
+            for j in jobs {
+                // At the process's thread limit the commit fails (and the
+                // sequencer recovers, as from any storage error).
+                let thread = std::thread::Builder::new().name("vellum-fsync".into());
+                match thread.spawn_scoped(s, j) {
+                    Ok(h) => others.push(h),
+                    Err(e) => {
+                        res = res.and(Err(io::Error::other(format!(
+                            "could not start a sync thread: {e}"
+                        ))))
+                    }
+                }
+            }
+            res = res.and(first());
             for h in others {
                 let r = h
                     .join()
