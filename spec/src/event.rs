@@ -369,12 +369,13 @@ fn seal_members<'a>(
     if !valid_fast(&members) {
         return None;
     }
-    let event_id = match borrowed::find(&members, "event_id") {
-        Some(id) => id.as_str()?.to_string(),
-        None => assign_id(),
+    let (event_id, id_node) = match borrowed::find(&members, "event_id") {
+        Some(id) => (id.as_str()?.to_string(), None),
+        None => {
+            let id = assign_id();
+            (id.clone(), Some(id))
+        }
     };
-    let id_node =
-        (!members.iter().any(|(k, _)| k.as_str() == "event_id")).then(|| event_id.clone());
     // The same members, for a lifetime that also covers the added values.
     let mut members: Vec<(Str<'_>, Node<'_>)> = members;
     // Every top-level key is a schema field (ASCII), so byte order is the

@@ -284,12 +284,29 @@ fn write_members<'a>(
 
 /// Orders strings by their UTF-16 code units, as RFC 8785 §3.2.3 requires.
 pub fn cmp_utf16(a: &str, b: &str) -> std::cmp::Ordering {
-    // Byte order equals UTF-16 order unless a supplementary-plane character
-    // meets U+E000..U+FFFF; fall back to an exact comparison only then.
-    if a.is_ascii() && b.is_ascii() {
-        return a.cmp(b);
+    // UTF-8 byte order is code point order, which is UTF-16 order except
+    // where a supplementary-plane character (lead byte 0xF0..0xF4, a
+    // surrogate pair in UTF-16) meets one in U+E000..U+FFFF (lead 0xEE or
+    // 0xEF): there the supplementary one comes first. Only the first
+    // differing character decides, and both strings start it at the same
+    // byte, since everything before it is equal.
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    let Some(i) = x.iter().zip(y).position(|(p, q)| p != q) else {
+        return x.len().cmp(&y.len());
+    };
+    let mut start = i;
+    while start > 0 && x[start] & 0xC0 == 0x80 {
+        start -= 1;
     }
-    a.encode_utf16().cmp(b.encode_utf16())
+    let (lx, ly) = (x[start], y[start]);
+    let high_bmp = |l: u8| l == 0xEE || l == 0xEF;
+    if lx >= 0xF0 && high_bmp(ly) {
+        return std::cmp::Ordering::Less;
+    }
+    if ly >= 0xF0 && high_bmp(lx) {
+        return std::cmp::Ordering::Greater;
+    }
+    x[i].cmp(&y[i])
 }
 
 fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) -> Result<(), JcsError> {
@@ -367,6 +384,16 @@ mod tests {
 
     fn jcs(s: &str) -> String {
         String::from_utf8(canonicalize(&parse_strict(s.as_bytes()).unwrap()).unwrap()).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn utf16_order_matches_the_code_units(
+            a in "[a\u{7f}\u{80}\u{e000}\u{ffff}\u{10000}\u{10ffff}é]{0,4}",
+            b in "[a\u{7f}\u{80}\u{e000}\u{ffff}\u{10000}\u{10ffff}é]{0,4}",
+        ) {
+            proptest::prop_assert_eq!(cmp_utf16(&a, &b), a.encode_utf16().cmp(b.encode_utf16()));
+        }
     }
 
     #[test]
