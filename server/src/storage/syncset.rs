@@ -1,17 +1,58 @@
 //! Files a commit wrote, synced together: every file and directory of one
-//! commit is fsynced at once, each on its own thread, so a commit waits
-//! for the slowest sync rather than for the sum of them (the device
-//! merges the flushes that arrive together).
+//! commit is fsynced at once, each on its own thread of a small pool, so a
+//! commit waits for the slowest sync rather than for the sum of them (the
+//! device merges the flushes that arrive together).
 
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+
+/// Threads of the sync pool: more than a commit's usual files (its entry
+/// bundle, a tile per level it touched, their directories); the rest
+/// queue.
+const SYNC_THREADS: usize = 8;
 
 /// What one commit must make durable before its size is recorded.
 #[derive(Default)]
 pub struct SyncSet {
     files: Vec<File>,
     dirs: Vec<PathBuf>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The pool's queue; `None` if not one of its threads could be started
+/// (then the caller syncs everything itself, one after another).
+fn pool() -> Option<&'static mpsc::Sender<Job>> {
+    static POOL: OnceLock<Option<mpsc::Sender<Job>>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(Mutex::new(rx));
+        let mut started = 0;
+        for _ in 0..SYNC_THREADS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("vellum-fsync".into())
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::warn!(error = %e, "could not start a sync thread"),
+            }
+        }
+        (started > 0).then_some(tx)
+    })
+    .as_ref()
 }
 
 impl SyncSet {
@@ -41,30 +82,49 @@ impl SyncSet {
         let Some(first) = jobs.pop() else {
             return Ok(());
         };
-        std::thread::scope(|s| {
-            let mut res = Ok(());
-            let mut others = Vec::new();
-            for j in jobs {
-                // At the process's thread limit the commit fails (and the
-                // sequencer recovers, as from any storage error).
-                let thread = std::thread::Builder::new().name("vellum-fsync".into());
-                match thread.spawn_scoped(s, j) {
-                    Ok(h) => others.push(h),
-                    Err(e) => {
-                        res = res.and(Err(io::Error::other(format!(
-                            "could not start a sync thread: {e}"
-                        ))))
-                    }
-                }
+        let (done_tx, done) = mpsc::channel();
+        let mut res = Ok(());
+        for j in jobs {
+            let tx = done_tx.clone();
+            let job: Job = Box::new(move || {
+                let _ = tx.send(j());
+            });
+            match pool() {
+                Some(p) => match p.send(job) {
+                    Ok(()) => {}
+                    Err(mpsc::SendError(job)) => job(),
+                },
+                None => job(),
             }
-            res = res.and(first());
-            for h in others {
-                let r = h
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("a sync thread panicked")));
-                res = res.and(r);
-            }
-            res
-        })
+        }
+        drop(done_tx);
+        res = res.and(first());
+        // Results of the jobs run inline arrive here too.
+        while let Ok(r) = done.recv() {
+            res = res.and(r);
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syncs_many_files_and_reports_the_first_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut set = SyncSet::default();
+        for i in 0..(3 * SYNC_THREADS) {
+            set.file(File::create(dir.path().join(format!("f{i}"))).unwrap());
+        }
+        set.dir(dir.path().to_path_buf());
+        set.sync().unwrap();
+
+        let mut set = SyncSet::default();
+        set.file(File::create(dir.path().join("g")).unwrap());
+        set.dir(dir.path().join("missing"));
+        let e = set.sync().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 }
