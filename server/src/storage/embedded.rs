@@ -1,6 +1,6 @@
 //! The embedded default backend: entry bundles and hash tiles as files,
-//! the dedup index as sorted run files, the tree size and the checkpoint
-//! in sled.
+//! the dedup index as sorted run files, the tree size in a two-slot
+//! record file ([`SizeRecord`]), the checkpoint in sled.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use vellum_spec::tile::TILE_WIDTH;
 
 use super::bundles::BundleFiles;
 use super::dedup_index::DedupIndex;
+use super::size_record::SizeRecord;
 use super::syncset::SyncSet;
 use super::tilefiles::TileFiles;
 use super::{CommitBatch, LogStore, StoreError};
@@ -18,12 +19,13 @@ type EdgeTile = (u64, Arc<Vec<u8>>);
 
 /// The embedded default backend: entry bundles as files
 /// ([`BundleFiles`]), the dedup index as sorted run files
-/// ([`DedupIndex`]), hash tiles as files ([`TileFiles`]), and the tree
-/// size and the checkpoint in sled.
+/// ([`DedupIndex`]), hash tiles as files ([`TileFiles`]), the tree size
+/// in [`SizeRecord`] (the commit point) and the checkpoint in sled.
 pub struct SledStore {
     dir: std::path::PathBuf,
     db: sled::Db,
     log: sled::Tree,
+    size: std::sync::Mutex<SizeRecord>,
     bundles: BundleFiles,
     tiles: TileFiles,
     dedup: Arc<DedupIndex>,
@@ -32,7 +34,11 @@ pub struct SledStore {
     edge: std::sync::RwLock<Vec<Option<EdgeTile>>>,
 }
 
+/// Where logs before the size record kept the tree size (read once, when
+/// the record is created).
 const K_SIZE: &[u8] = b"m/size";
+/// The size record's file in the store's directory.
+const SIZE_FILE: &str = "tree-size";
 const K_CHECKPOINT: &[u8] = b"m/checkpoint";
 
 fn io_err(e: std::io::Error) -> StoreError {
@@ -86,10 +92,19 @@ impl SledStore {
             .flush_every_ms(None)
             .open()?;
         let log = db.open_tree("log")?;
-        let size = match log.get(K_SIZE)? {
-            Some(v) => be_u64(&v)?,
-            None => 0,
+        let record = match SizeRecord::open(&dir.join(SIZE_FILE)).map_err(io_err)? {
+            Some(r) => r,
+            None => {
+                // A new log, or one from before the size record: its size
+                // was in sled (and is not written there again).
+                let size = match log.get(K_SIZE)? {
+                    Some(v) => be_u64(&v)?,
+                    None => 0,
+                };
+                SizeRecord::create(&dir.join(SIZE_FILE), size).map_err(io_err)?
+            }
         };
+        let size = record.size();
         let bundles = BundleFiles::open(&dir.join("entries"), size).map_err(io_err)?;
         let (dedup, from) =
             DedupIndex::open(&dir.join("dedup"), dedup_table_keys).map_err(io_err)?;
@@ -103,6 +118,7 @@ impl SledStore {
             dir: dir.to_path_buf(),
             db,
             log,
+            size: std::sync::Mutex::new(record),
             bundles,
             tiles,
             dedup,
@@ -114,6 +130,17 @@ impl SledStore {
 }
 
 impl SledStore {
+    fn record(&self) -> Result<std::sync::MutexGuard<'_, SizeRecord>, StoreError> {
+        self.size
+            .lock()
+            .map_err(|_| StoreError::Backend("the size record's lock is poisoned".into()))
+    }
+
+    /// Records the durable tree size (the commit point).
+    fn set_size(&self, size: u64) -> Result<(), StoreError> {
+        self.record()?.set(size).map_err(io_err)
+    }
+
     /// Re-adds the dedup keys of entries `[from, size)` from the bundles:
     /// the keys that were only in memory when the log last stopped.
     fn reindex(&self, from: u64, size: u64) -> Result<(), StoreError> {
@@ -134,10 +161,7 @@ impl LogStore for SledStore {
     }
 
     fn publish(&self, b: &CommitBatch) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(K_SIZE, &b.new_size.to_be_bytes()[..]);
-        self.log.apply_batch(batch)?;
-        self.db.flush()?;
+        self.set_size(b.new_size)?;
         if let Ok(mut edge) = self.edge.write() {
             for ((level, index), data) in &b.tiles {
                 let slot = &mut edge[*level as usize % 64];
@@ -160,18 +184,11 @@ impl LogStore for SledStore {
         // files past it are never read and are rewritten by later commits;
         // dedup keys are added only after a commit is durable.
         self.bundles.truncate_to(size).map_err(io_err)?;
-        let mut batch = sled::Batch::default();
-        batch.insert(K_SIZE, &size.to_be_bytes()[..]);
-        self.log.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
+        self.set_size(size)
     }
 
     fn size(&self) -> Result<u64, StoreError> {
-        match self.log.get(K_SIZE)? {
-            Some(v) => be_u64(&v),
-            None => Ok(0),
-        }
+        Ok(self.record()?.size())
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -227,5 +244,63 @@ impl LogStore for SledStore {
         self.log.insert(K_CHECKPOINT, note)?;
         self.db.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::tree::TreeEdge;
+    use vellum_spec::hash::leaf_hash;
+
+    fn commit(store: &SledStore, n: u64) {
+        let mut edge = TreeEdge::load(store, store.size().unwrap()).unwrap();
+        let from = edge.size();
+        let mut batch = CommitBatch::default();
+        let mut leaves = Vec::new();
+        for i in from..from + n {
+            let leaf = format!("{{\"event_id\":\"e{i}\",\"gateway\":\"g\"}}").into_bytes();
+            leaves.push(leaf_hash(&leaf));
+            batch.entries.push((i, leaf));
+        }
+        batch.tiles = edge.append(&leaves);
+        batch.new_size = edge.size();
+        batch.new_root = edge.root();
+        store.commit(&batch).unwrap();
+    }
+
+    #[test]
+    fn the_size_lives_in_the_record_and_a_log_from_before_it_keeps_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20, 1024).unwrap();
+        commit(&store, 300);
+        commit(&store, 5);
+        assert_eq!(store.size().unwrap(), 305);
+        drop(store);
+        let store = SledStore::open(dir.path(), 1 << 20, 1024).unwrap();
+        assert_eq!(store.size().unwrap(), 305);
+        assert_eq!(
+            store.entry(304).unwrap().unwrap(),
+            b"{\"event_id\":\"e304\",\"gateway\":\"g\"}"
+        );
+        drop(store);
+
+        // A data directory written before the size record: the size only
+        // in sled. It is carried over once, and the record rules after.
+        std::fs::remove_file(dir.path().join(SIZE_FILE)).unwrap();
+        {
+            let db = sled::open(dir.path().join("index")).unwrap();
+            db.open_tree("log")
+                .unwrap()
+                .insert(K_SIZE, &305u64.to_be_bytes()[..])
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 1 << 20, 1024).unwrap();
+        assert_eq!(store.size().unwrap(), 305);
+        commit(&store, 1);
+        drop(store);
+        let store = SledStore::open(dir.path(), 1 << 20, 1024).unwrap();
+        assert_eq!(store.size().unwrap(), 306);
     }
 }

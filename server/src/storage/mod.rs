@@ -12,6 +12,7 @@ pub mod dedup;
 pub mod dedup_index;
 pub mod embedded;
 pub mod object;
+pub mod size_record;
 pub mod syncset;
 pub mod tilefiles;
 pub mod tree;
