@@ -605,6 +605,24 @@ fn proof_json(head: String, proof: &[Hash]) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], s).into_response()
 }
 
+/// Runs `f` (a proof over stored tiles) on this async worker when every
+/// tile it reads is in the page cache, else again on a blocking thread: a
+/// cold tile read waits for the disk and must not stall the worker, and
+/// many of them then proceed at once.
+async fn off_the_disk<T, F>(st: &Arc<AppState>, f: F) -> Result<T, ApiError>
+where
+    F: Fn(&dyn crate::storage::LogStore) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if let Some(r) = crate::storage::tilefiles::cached_only(|| f(st.store.as_ref())) {
+        return Ok(r);
+    }
+    let store = st.store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(internal)
+}
+
 async fn inclusion(State(st): Shared, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let [index, size] = query_u64s(q.as_deref(), ["index", "size"])?;
     let tree = durable(&st);
@@ -618,9 +636,12 @@ async fn inclusion(State(st): Shared, RawQuery(q): RawQuery) -> Result<Response,
             "index {index} must be below size {size}"
         )));
     }
-    let _span = tracing::debug_span!("inclusion_proof", index, size).entered();
-    let proof = prove_inclusion(index, size, &StoreNodes::new(st.store.as_ref(), size))
-        .map_err(proof_err)?;
+    let proof = off_the_disk(&st, move |store| {
+        let _span = tracing::debug_span!("inclusion_proof", index, size).entered();
+        prove_inclusion(index, size, &StoreNodes::new(store, size))
+    })
+    .await?
+    .map_err(proof_err)?;
     st.metrics.proofs.fetch_add(1, Ordering::Relaxed);
     Ok(proof_json(
         format!("{{\"index\":{index},\"size\":{size}"),
@@ -641,9 +662,12 @@ async fn consistency(State(st): Shared, RawQuery(q): RawQuery) -> Result<Respons
             "from {from} must not be larger than to {to}"
         )));
     }
-    let _span = tracing::debug_span!("consistency_proof", from, to).entered();
-    let proof =
-        prove_consistency(from, to, &StoreNodes::new(st.store.as_ref(), to)).map_err(proof_err)?;
+    let proof = off_the_disk(&st, move |store| {
+        let _span = tracing::debug_span!("consistency_proof", from, to).entered();
+        prove_consistency(from, to, &StoreNodes::new(store, to))
+    })
+    .await?
+    .map_err(proof_err)?;
     st.metrics.proofs.fetch_add(1, Ordering::Relaxed);
     Ok(proof_json(format!("{{\"from\":{from},\"to\":{to}"), &proof))
 }

@@ -8,11 +8,14 @@
 //! through the operating system's page cache, not the log's heap: the
 //! log's memory does not grow with the number of tiles it serves.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use vellum_spec::hash::HASH_SIZE;
@@ -28,6 +31,67 @@ const MAX_HOT: usize = 1024;
 
 /// A tile's (level, index).
 type TileKey = (u8, u64);
+
+thread_local! {
+    /// Inside [`cached_only`]: tile reads must not wait for the disk.
+    static CACHED_ONLY: Cell<bool> = const { Cell::new(false) };
+    /// Set when a read inside [`cached_only`] found its bytes not cached.
+    static WOULD_WAIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// False once the kernel refused `RWF_NOWAIT` (then reads just block).
+static NOWAIT_WORKS: AtomicBool = AtomicBool::new(true);
+
+/// Runs `f` with tile reads that never wait for the disk: `None` if one of
+/// them found its bytes outside the page cache (its error made `f` fail;
+/// the caller runs `f` again where blocking is fine, e.g. on a blocking
+/// thread), else `f`'s result. An async worker serves cached proofs
+/// inline this way without stalling on a cold tile.
+pub fn cached_only<R>(f: impl FnOnce() -> R) -> Option<R> {
+    CACHED_ONLY.with(|c| c.set(true));
+    WOULD_WAIT.with(|w| w.set(false));
+    let r = f();
+    CACHED_ONLY.with(|c| c.set(false));
+    (!WOULD_WAIT.with(|w| w.replace(false))).then_some(r)
+}
+
+/// Reads exactly `buf.len()` bytes at `offset`; inside [`cached_only`],
+/// only from the page cache (`preadv2` with `RWF_NOWAIT`), failing with
+/// `WouldBlock` otherwise.
+fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    if !CACHED_ONLY.with(Cell::get) || !NOWAIT_WORKS.load(Ordering::Relaxed) {
+        return f.read_exact_at(buf, offset);
+    }
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: one iovec over `buf`, which lives across the call; the fd is
+    // open for the call's duration.
+    let n = unsafe { libc::preadv2(f.as_raw_fd(), &iov, 1, offset as i64, libc::RWF_NOWAIT) };
+    if n == buf.len() as isize {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if n < 0
+        && matches!(
+            err.raw_os_error(),
+            Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(libc::ENOSYS)
+        )
+    {
+        NOWAIT_WORKS.store(false, Ordering::Relaxed);
+        return f.read_exact_at(buf, offset);
+    }
+    if n >= 0 || err.kind() == io::ErrorKind::WouldBlock {
+        // Short (part cached) or not cached at all.
+        WOULD_WAIT.with(|w| w.set(true));
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "tile not in the page cache",
+        ));
+    }
+    Err(err)
+}
 
 /// The tile directory.
 pub struct TileFiles {
@@ -117,11 +181,46 @@ impl TileFiles {
             Err(e) => return Err(e),
         };
         let mut buf = vec![0u8; to - from];
-        f.read_exact_at(&mut buf, from as u64)?;
+        read_exact_at(&f, &mut buf, from as u64)?;
         Ok(Some(buf))
     }
 }
 
 fn poisoned<T>(_: T) -> io::Error {
     io::Error::other("tile cache lock poisoned")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_only_reads_refuse_a_tile_outside_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiles = TileFiles::open(dir.path()).unwrap();
+        let data = Arc::new(vec![7u8; STORED_TILE_BYTES]);
+        let mut sync = SyncSet::default();
+        tiles.write(&[((0, 5), data.clone())], &mut sync).unwrap();
+        sync.sync().unwrap();
+        let read = || tiles.read_hashes(0, 5, 0, 4, true).ok().flatten();
+        let want = Some(vec![7u8; 4 * HASH_SIZE]);
+
+        // Cached (just written): served inline.
+        assert_eq!(cached_only(read), Some(want.clone()));
+
+        // Evicted (clean pages, so the advice drops them): refused inline,
+        // read normally outside.
+        let f = File::open(tiles.path(0, 5)).unwrap();
+        // SAFETY: a plain advice call on an open descriptor.
+        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0);
+        let inline = cached_only(read);
+        if NOWAIT_WORKS.load(Ordering::Relaxed) {
+            assert_eq!(inline, None, "a cold tile was read inline");
+        }
+        assert_eq!(read(), want);
+        assert_eq!(cached_only(read), Some(want));
+        // Outside `cached_only` nothing is refused.
+        assert!(!CACHED_ONLY.with(Cell::get));
+    }
 }
