@@ -26,10 +26,16 @@ fn corrupt(msg: String) -> io::Error {
 impl BundleFiles {
     /// Opens `root`, cutting off anything beyond `size` entries.
     pub fn open(root: &Path, size: u64) -> io::Result<BundleFiles> {
-        fs::create_dir_all(root)?;
-        let b = BundleFiles { root: root.into() };
+        let b = BundleFiles::at(root)?;
         b.truncate_to(size)?;
         Ok(b)
+    }
+
+    /// Opens (or creates) the bundle directory as it is, leftovers of an
+    /// interrupted commit included (see [`BundleFiles::truncate_to`]).
+    pub fn at(root: &Path) -> io::Result<BundleFiles> {
+        fs::create_dir_all(root)?;
+        Ok(BundleFiles { root: root.into() })
     }
 
     fn path(&self, n: u64) -> PathBuf {

@@ -1,6 +1,7 @@
 //! The embedded default backend: entry bundles and hash tiles as files,
 //! the dedup index as sorted run files, the tree size in a two-slot
-//! record file ([`SizeRecord`]), the checkpoint in sled.
+//! record file ([`SizeRecord`]) synced in the same round as a commit's
+//! files, the checkpoint in sled.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -104,15 +105,9 @@ impl SledStore {
                 SizeRecord::create(&dir.join(SIZE_FILE), size).map_err(io_err)?
             }
         };
-        let size = record.size();
-        let bundles = BundleFiles::open(&dir.join("entries"), size).map_err(io_err)?;
+        let bundles = BundleFiles::at(&dir.join("entries")).map_err(io_err)?;
         let (dedup, from) =
             DedupIndex::open(&dir.join("dedup"), dedup_table_keys).map_err(io_err)?;
-        if from > size {
-            return Err(StoreError::Corrupt(format!(
-                "dedup index covers {from} entries but the log holds {size}"
-            )));
-        }
         let tiles = TileFiles::open(&dir.join("tiles")).map_err(io_err)?;
         let store = SledStore {
             dir: dir.to_path_buf(),
@@ -124,6 +119,14 @@ impl SledStore {
             dedup,
             edge: std::sync::RwLock::new(vec![None; 64]),
         };
+        store.check_last_commit()?;
+        let size = store.size()?;
+        store.bundles.truncate_to(size).map_err(io_err)?;
+        if from > size {
+            return Err(StoreError::Corrupt(format!(
+                "dedup index covers {from} entries but the log holds {size}"
+            )));
+        }
         store.reindex(from, size)?;
         Ok(store)
     }
@@ -141,6 +144,81 @@ impl SledStore {
         self.record()?.set(size).map_err(io_err)
     }
 
+    /// The newest commit's record was synced in the same round as its
+    /// files: keeps it only if they all reached the disk, else goes back
+    /// to the size before it (nothing of it was acknowledged: an append is
+    /// answered only after the whole round synced).
+    fn check_last_commit(&self) -> Result<(), StoreError> {
+        let Some((prev, size, root)) = self.record()?.unverified() else {
+            return Ok(());
+        };
+        if self.replays(prev, size, &root)? {
+            return Ok(());
+        }
+        tracing::warn!(
+            size,
+            prev,
+            "the last commit did not fully reach the disk before the log stopped; its entries were never acknowledged and are dropped"
+        );
+        self.record()?.fall_back().map_err(io_err)
+    }
+
+    /// Replays the commit from `prev` to `size` over the stored entries:
+    /// true if every entry is there, every tile it wrote holds what the
+    /// replay computes, and the root is `root`.
+    fn replays(
+        &self,
+        prev: u64,
+        size: u64,
+        root: &vellum_spec::hash::Hash,
+    ) -> Result<bool, StoreError> {
+        let gone = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::InvalidData
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        };
+        let mut edge = super::tree::TreeEdge::load(self, prev)?;
+        let mut leaves = Vec::with_capacity((size - prev) as usize);
+        let mut n = prev / TILE_WIDTH;
+        while n * TILE_WIDTH < size {
+            let w = (size - n * TILE_WIDTH).min(TILE_WIDTH) as usize;
+            let data = match self.bundles.read(n, w) {
+                Ok(d) => d,
+                Err(e) if gone(&e) => return Ok(false),
+                Err(e) => return Err(io_err(e)),
+            };
+            let Ok(entries) = vellum_spec::tile::parse_bundle(&data) else {
+                return Ok(false);
+            };
+            for (i, leaf) in entries.iter().enumerate() {
+                let index = n * TILE_WIDTH + i as u64;
+                if (prev..size).contains(&index) {
+                    leaves.push(vellum_spec::hash::leaf_hash(leaf));
+                }
+            }
+            n += 1;
+        }
+        if leaves.len() as u64 != size - prev {
+            return Ok(false);
+        }
+        let tiles = edge.append(&leaves);
+        if edge.root() != *root {
+            return Ok(false);
+        }
+        for ((level, index), data) in &tiles {
+            match self.tiles.read_stored(*level, *index, data.len()) {
+                Ok(Some(stored)) if stored == **data => {}
+                Ok(_) => return Ok(false),
+                Err(e) if gone(&e) => return Ok(false),
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        Ok(true)
+    }
+
     /// Re-adds the dedup keys of entries `[from, size)` from the bundles:
     /// the keys that were only in memory when the log last stopped.
     fn reindex(&self, from: u64, size: u64) -> Result<(), StoreError> {
@@ -152,16 +230,24 @@ impl SledStore {
 
 impl LogStore for SledStore {
     fn stage(&self, b: &CommitBatch) -> Result<(), StoreError> {
-        // Entries and tiles, fsynced: the size recorded by `publish` must
-        // never point past entries that are not on disk.
+        // Entries, tiles and the size record, synced in one round; the
+        // record is trusted after a crash only if the files it covers
+        // replay (`check_last_commit`).
         let mut sync = SyncSet::default();
         self.bundles.append(&b.entries, &mut sync).map_err(io_err)?;
         self.tiles.write(&b.tiles, &mut sync).map_err(io_err)?;
+        if let Some((first, _)) = b.entries.first() {
+            let record = self
+                .record()?
+                .stage(b.new_size, *first, &b.new_root)
+                .map_err(io_err)?;
+            sync.file(record);
+        }
         sync.sync().map_err(io_err)
     }
 
     fn publish(&self, b: &CommitBatch) -> Result<(), StoreError> {
-        self.set_size(b.new_size)?;
+        self.record()?.publish(b.new_size);
         if let Ok(mut edge) = self.edge.write() {
             for ((level, index), data) in &b.tiles {
                 let slot = &mut edge[*level as usize % 64];
@@ -302,5 +388,61 @@ mod tests {
         drop(store);
         let store = SledStore::open(dir.path(), 1 << 20, 1024).unwrap();
         assert_eq!(store.size().unwrap(), 306);
+    }
+
+    /// The tree root at `size` from what the store holds.
+    fn root(store: &SledStore, size: u64) -> vellum_spec::hash::Hash {
+        TreeEdge::load(store, size).unwrap().root()
+    }
+
+    #[test]
+    fn a_commit_whose_files_did_not_all_reach_the_disk_is_dropped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || SledStore::open(dir.path(), 1 << 20, 1024).unwrap();
+        let store = open();
+        commit(&store, 300);
+        let root300 = root(&store, 300);
+        drop(store);
+
+        // The record of a commit reached the disk, its entries did not.
+        {
+            let mut r = SizeRecord::open(&dir.path().join(SIZE_FILE))
+                .unwrap()
+                .unwrap();
+            r.stage(400, 300, &vellum_spec::hash::Hash([1; 32]))
+                .unwrap()
+                .sync_data()
+                .unwrap();
+        }
+        let store = open();
+        assert_eq!(store.size().unwrap(), 300);
+        assert_eq!(root(&store, 300), root300);
+        drop(store);
+        assert_eq!(open().size().unwrap(), 300, "the fall-back is recorded");
+
+        // Entries and record there, but one new leaf hash in a tile lost
+        // (the tile's earlier hashes are rewritten with the same bytes, so
+        // a lost write leaves them intact).
+        let store = open();
+        commit(&store, 100);
+        assert_eq!(store.size().unwrap(), 400);
+        drop(store);
+        let tile = dir.path().join("tiles/0/001");
+        let f = std::fs::OpenOptions::new().write(true).open(&tile).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0u8; 32], 140 * 32).unwrap();
+        let store = open();
+        assert_eq!(store.size().unwrap(), 300);
+        assert_eq!(root(&store, 300), root300);
+        assert!(
+            !matches!(store.entry(350), Ok(Some(_))),
+            "its entries are dropped"
+        );
+        // The log goes on from there, and a whole commit is kept.
+        commit(&store, 10);
+        let root310 = root(&store, 310);
+        drop(store);
+        let store = open();
+        assert_eq!(store.size().unwrap(), 310);
+        assert_eq!(root(&store, 310), root310);
     }
 }

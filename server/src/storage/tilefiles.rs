@@ -174,6 +174,15 @@ impl TileFiles {
         Ok(out)
     }
 
+    /// The first `len` bytes of stored tile (level, n) as on disk; `None`
+    /// if the file is missing or shorter.
+    pub fn read_stored(&self, level: u8, n: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
+        match self.pread(level, n, 0, len) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            r => r,
+        }
+    }
+
     fn pread(&self, level: u8, n: u64, from: usize, to: usize) -> io::Result<Option<Vec<u8>>> {
         let f = match File::open(self.path(level, n)) {
             Ok(f) => f,
