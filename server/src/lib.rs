@@ -11,6 +11,7 @@ pub mod export;
 pub mod fuzzing;
 pub mod http;
 pub mod metrics;
+pub mod priority;
 pub mod query;
 pub mod secrets;
 pub mod serve;

@@ -568,3 +568,45 @@ fn bad_query_stats_and_tail_parameters_are_refused_by_name() {
     assert_eq!(log.get("/v1/stats", None).0, 401);
     assert_eq!(log.get("/v1/events/tail", None).0, 401);
 }
+
+/// (nice, scheduling policy) of each of `pid`'s threads named `name`.
+fn thread_priorities(pid: u32, name: &str) -> Vec<(i64, u64)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let t = t.unwrap().path();
+        let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.join("stat")).unwrap();
+        // Fields after the parenthesized name: state is field 3; nice is
+        // field 19 and policy field 41 (proc(5)).
+        let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        out.push((rest[19 - 3].parse().unwrap(), rest[41 - 3].parse().unwrap()));
+    }
+    out
+}
+
+#[test]
+fn the_indexer_yields_the_cores_to_appends() {
+    let log = Log::start(&[]);
+    let pid = log.child.as_ref().unwrap().id();
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = thread_priorities(pid, "vellum-indexer");
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    const SCHED_IDLE: u64 = 5;
+    assert_eq!(
+        seen,
+        vec![(10, SCHED_IDLE)],
+        "the indexer thread's (nice, policy)"
+    );
+    // The log's own threads keep the normal policy.
+    for (nice, policy) in thread_priorities(pid, "vellum-sequence") {
+        assert_eq!((nice, policy), (0, 0));
+    }
+}

@@ -137,6 +137,9 @@ impl Index {
     }
 
     fn run(&self, seq: &SeqState) {
+        // Derived data: the index yields the cores to appends (queries and
+        // tails see how far it got; the log never waits for it).
+        crate::priority::lower_priority();
         let durable = || seq.durable_size.load(Ordering::Acquire);
         if let Err(e) = self.recover(durable()) {
             tracing::error!(error = %e, "index: checking segments failed; rebuilding from the log");

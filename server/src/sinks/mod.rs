@@ -171,7 +171,7 @@ fn read_items(
             let second = std::thread::Builder::new()
                 .name("vellum-sink-render".into())
                 .spawn_scoped(sc, || {
-                    lower_priority();
+                    crate::priority::lower_priority();
                     render(b)
                 });
             let mut out = render(a);
@@ -199,7 +199,7 @@ fn low_priority_runtime() -> Result<tokio::runtime::Handle, String> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .thread_name("vellum-sink")
-                .on_thread_start(lower_priority)
+                .on_thread_start(crate::priority::lower_priority)
                 .enable_all()
                 .build();
             match rt {
@@ -228,31 +228,13 @@ fn spawn_low<T: Send + 'static>(
     let spawned = std::thread::Builder::new()
         .name("vellum-sink-read".into())
         .spawn(move || {
-            lower_priority();
+            crate::priority::lower_priority();
             let _ = tx.send(f());
         });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "sink: starting a reader thread failed");
     }
     rx
-}
-
-/// Lowers the calling thread's CPU priority: nice +10 and the SCHED_IDLE
-/// policy (Linux: both per thread; best effort). An idle-policy thread
-/// runs only on a core nothing else wants and is preempted at once when a
-/// log thread wakes (plain nice still held appends back by a scheduler
-/// slice at each wake-up).
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority and sched_setscheduler on the calling thread
-    // alone (its own ID; 0 = the caller), with a parameter that outlives
-    // the call.
-    unsafe {
-        let tid = libc::gettid();
-        let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
-        let idle = libc::sched_param { sched_priority: 0 };
-        let _ = libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle);
-    }
 }
 
 /// One entry as the sink sends it, or `None` (logged) when it cannot be
