@@ -83,7 +83,6 @@ impl SyncSet {
             return Ok(());
         };
         let (done_tx, done) = mpsc::channel();
-        let mut res = Ok(());
         for j in jobs {
             let tx = done_tx.clone();
             let job: Job = Box::new(move || {
@@ -98,7 +97,7 @@ impl SyncSet {
             }
         }
         drop(done_tx);
-        res = res.and(first());
+        let mut res = first();
         // Results of the jobs run inline arrive here too.
         while let Ok(r) = done.recv() {
             res = res.and(r);
