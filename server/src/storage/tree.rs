@@ -54,6 +54,20 @@ fn extend_encoding(enc: &mut [u8], row0: &[Hash], from: usize) {
     }
 }
 
+/// True if `stored` holds `expected`'s nodes that are complete at row-0
+/// width `width` (both stored tile encodings). Bytes past them may differ:
+/// a later commit fills them in place.
+pub fn same_complete_nodes(expected: &[u8], stored: &[u8], width: usize) -> bool {
+    if expected.len() != STORED_TILE_BYTES || stored.len() != STORED_TILE_BYTES {
+        return false;
+    }
+    (0..TILE_HEIGHT).all(|r| {
+        let from = row_offset(r) * HASH_SIZE;
+        let to = from + (width >> r) * HASH_SIZE;
+        expected[from..to] == stored[from..to]
+    })
+}
+
 /// A stored tile read at a known width (from the durable tree size; bytes
 /// beyond it are never read).
 pub struct StoredTile<'a> {
