@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::loadgen::{median, percentile, rss_kib, start_log, Bodies};
+use super::wire::Conn;
 
 /// Flags of `vellum bench`.
 #[derive(clap::Args, Debug)]
@@ -163,6 +164,48 @@ pub(crate) async fn post(
     Ok(text.windows(8).filter(|w| w == b"\"index\":").count() as u64)
 }
 
+/// Appends/s (median) of `clients` loops posting `bodies` to `url`, each
+/// on its own keep-alive connection of the lean client ([`super::wire`]).
+pub(crate) async fn post_loops(
+    url: &str,
+    token: &str,
+    clients: usize,
+    secs: u64,
+    bodies: &Bodies,
+) -> Result<f64, String> {
+    let conns = (0..clients)
+        .map(|_| Conn::new(url).map(tokio::sync::Mutex::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (conns, token, bodies) = (Arc::new(conns), Arc::<str>::from(token), bodies.clone());
+    let (rate, _) = per_second(clients, secs, move |c| {
+        let (conns, token, body) = (conns.clone(), token.clone(), bodies.body());
+        async move {
+            let mut conn = conns[c].lock().await;
+            post_on(&mut conn, &token, &body).await
+        }
+    })
+    .await?;
+    Ok(rate)
+}
+
+/// One append on `conn`; returns the entries logged (0 after a 503, once
+/// a short pause is over).
+pub(crate) async fn post_on(conn: &mut Conn, token: &str, body: &[u8]) -> Result<u64, String> {
+    let r = conn.post("/v1/events", token, body).await?;
+    if r.status == 503 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        return Ok(0);
+    }
+    if !(200..300).contains(&r.status) {
+        return Err(format!(
+            "append: HTTP {}: {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ));
+    }
+    Ok(r.body.windows(8).filter(|w| w == b"\"index\":").count() as u64)
+}
+
 pub(crate) async fn checkpoint_size(http: &reqwest::Client, url: &str) -> Result<u64, String> {
     let t = http
         .get(format!("{url}/checkpoint"))
@@ -186,7 +229,6 @@ pub(crate) async fn fill_to(
     bodies: &Bodies,
     clients: usize,
 ) -> Result<(), String> {
-    let ev_url = format!("{url}/v1/events");
     let mut last_print = Instant::now();
     loop {
         let size = checkpoint_size(http, url).await?;
@@ -202,15 +244,10 @@ pub(crate) async fn fill_to(
         }
         let mut tasks = Vec::new();
         for _ in 0..clients {
-            let (http, u, t, b) = (
-                http.clone(),
-                ev_url.clone(),
-                token.to_string(),
-                bodies.clone(),
-            );
+            let (mut conn, t, b) = (Conn::new(url)?, token.to_string(), bodies.clone());
             tasks.push(tokio::spawn(async move {
                 for _ in 0..20 {
-                    post(&http, &u, &t, b.body()).await?;
+                    post_on(&mut conn, &t, &b.body()).await?;
                 }
                 Ok::<(), String>(())
             }));
@@ -389,7 +426,7 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         fill_to(&http, &url, &token, target, &batch_bodies, a.batch_clients).await?;
         eprintln!("  reached in {:.0} s", t0.elapsed().as_secs_f64());
         let size = checkpoint_size(&http, &url).await?;
-        let proofs = proofs_per_second(&http, &url, size, a.clients, seconds).await?;
+        let proofs = proofs_per_second(&url, size, a.clients, seconds).await?;
         println!(
             "inclusion proofs/s on a log of {size} entries, {} clients: median {:.0}",
             a.clients, proofs
@@ -408,26 +445,26 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
 /// Inclusion proofs/s (median) of `clients` loops asking `url` for proofs
 /// of random entries against tree size `size`, for `secs` seconds.
 pub(crate) async fn proofs_per_second(
-    http: &reqwest::Client,
     url: &str,
     size: u64,
     clients: usize,
     secs: u64,
 ) -> Result<f64, String> {
-    let (h, u) = (http.clone(), url.to_string());
+    let conns = (0..clients)
+        .map(|_| Conn::new(url).map(tokio::sync::Mutex::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let conns = Arc::new(conns);
     let (proofs, _) = per_second(clients, secs, move |c| {
-        let (h, u) = (h.clone(), u.clone());
+        let conns = conns.clone();
         async move {
             let i = (c as u64 * 2_654_435_761 + rand::random::<u32>() as u64) % size;
-            let r = h
-                .get(format!("{u}/v1/proof/inclusion?index={i}&size={size}"))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !r.status().is_success() {
-                return Err(format!("proof: HTTP {}", r.status()));
+            let mut conn = conns[c].lock().await;
+            let r = conn
+                .get(&format!("/v1/proof/inclusion?index={i}&size={size}"))
+                .await?;
+            if !(200..300).contains(&r.status) {
+                return Err(format!("proof: HTTP {}", r.status));
             }
-            r.bytes().await.map_err(|e| e.to_string())?;
             Ok(1)
         }
     })
@@ -464,30 +501,9 @@ pub(crate) async fn appends(
     let single_bodies = Bodies::new(1, a.event_bytes, false);
     let ev_url = format!("{url}/v1/events");
     // 1. Batched appends.
-    let (h, u, t, b) = (
-        http.clone(),
-        ev_url.clone(),
-        token.clone(),
-        batch_bodies.clone(),
-    );
-    let (batched, _) = per_second(a.batch_clients, seconds, move |_| {
-        let (h, u, t, body) = (h.clone(), u.clone(), t.clone(), b.body());
-        async move { post(&h, &u, &t, body).await }
-    })
-    .await?;
-
+    let batched = post_loops(&url, &token, a.batch_clients, seconds, &batch_bodies).await?;
     // 2. Single-event requests.
-    let (h, u, t, b) = (
-        http.clone(),
-        ev_url.clone(),
-        token.clone(),
-        single_bodies.clone(),
-    );
-    let (single, _) = per_second(a.clients, seconds, move |_| {
-        let (h, u, t, body) = (h.clone(), u.clone(), t.clone(), b.body());
-        async move { post(&h, &u, &t, body).await }
-    })
-    .await?;
+    let single = post_loops(&url, &token, a.clients, seconds, &single_bodies).await?;
 
     // 3. Append acknowledged -> covered by a published checkpoint, under a
     // background load of batched appends.

@@ -89,7 +89,7 @@ pub async fn run(a: &BenchArgs) -> Result<(), String> {
             None
         };
         let proof_url = replica.as_ref().map(|r| r.1.clone()).unwrap_or(url.clone());
-        let proofs = proofs_per_second(&http, &proof_url, size, a.clients, seconds).await?;
+        let proofs = proofs_per_second(&proof_url, size, a.clients, seconds).await?;
         println!(
             "{name}: inclusion proofs/s at {size} entries{}: {proofs:.0}",
             if replica.is_some() {

@@ -13,6 +13,7 @@ pub mod loadgen;
 pub mod migrate;
 pub mod soak;
 pub mod token;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 
