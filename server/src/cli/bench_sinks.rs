@@ -262,10 +262,10 @@ fn sink_toml(kind: &str, name: &str, syslog_port: u16, http: &str, files: &Path)
 }
 
 /// Fills a log with `n` events through HTTP (4 clients, 100-event batches).
-async fn fill(http: &reqwest::Client, t: &Target, n: u64) -> Result<(), String> {
+async fn fill(t: &Target, n: u64) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
-    let tasks = super::bench_query::appenders(http, t, 4, stop.clone(), done.clone(), 7);
+    let tasks = super::bench_query::appenders(t, 4, stop.clone(), done.clone(), 7)?;
     while done.load(Relaxed) < n {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -358,7 +358,7 @@ async fn run_with(
         pid: own.child.id(),
     };
     let started = Instant::now();
-    fill(&http, &t, entries).await?;
+    fill(&t, entries).await?;
     let n = tree_size(&http, &t.url).await?;
     println!(
         "filled {n} events in {:.1} s",
@@ -433,8 +433,8 @@ async fn run_with(
     let (mut a, mut b) = (Vec::new(), Vec::new());
     let mut catch_up = Vec::new();
     for round in 0..3u64 {
-        b.push(append_rate(&http, &without, seconds, 100 + round).await);
-        a.push(append_rate(&http, &with, seconds, 200 + round).await);
+        b.push(append_rate(&without, seconds, 100 + round).await?);
+        a.push(append_rate(&with, seconds, 200 + round).await?);
         // The sinks fall behind under full load (they yield the CPU to
         // appends); let them catch up before the next phase.
         let s = Instant::now();
@@ -466,9 +466,8 @@ async fn run_with(
     let per_task = rate / 100 / 4; // batches per second per task
     let mut tasks = Vec::new();
     for c in 0..4u64 {
-        let (http, u, tk, stop_flag, done) = (
-            http.clone(),
-            format!("{}/v1/events", with.url),
+        let (mut conn, tk, stop_flag, done) = (
+            super::wire::Conn::new(&with.url)?,
             with.token.clone(),
             stop_flag.clone(),
             done.clone(),
@@ -482,9 +481,8 @@ async fn run_with(
                 tick.tick().await;
                 run += 1;
                 let body = batch(&mut rng, 100, 9_000_000_000 + c * 10_000_000 + run);
-                if let Ok(r) = http.post(&u).bearer_auth(&tk).body(body).send().await {
-                    if r.status().is_success() {
-                        let _ = r.bytes().await;
+                if let Ok(r) = conn.post("/v1/events", &tk, &body).await {
+                    if (200..300).contains(&r.status) {
                         done.fetch_add(100, Relaxed);
                     }
                 }
