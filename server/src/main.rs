@@ -9,6 +9,12 @@ use vellum_server::cli::token::TokenCmd;
 use vellum_server::config::ServeArgs;
 use vellum_server::{cli, datadir, serve};
 
+/// mimalloc: per-thread heaps with lock-free frees from other threads. A
+/// request's buffers are allocated on one async worker and freed on
+/// another (or on the sequencer), where glibc's arenas take a lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Vellum: a verifiable audit log for AI agents.
 #[derive(Parser)]
 #[command(name = "vellum", version, about)]
