@@ -382,6 +382,9 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
     {
         let dir = std::env::temp_dir().join(format!("vellum-bench-limit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        // The served phases left the kernel writing back their data; the
+        // limit's fsyncs would wait behind it.
+        writeback();
         let batched_limit = super::bench_inprocess::limit(
             &dir.join("batched"),
             a.batch_clients,
@@ -426,6 +429,7 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         fill_to(&http, &url, &token, target, &batch_bodies, a.batch_clients).await?;
         eprintln!("  reached in {:.0} s", t0.elapsed().as_secs_f64());
         let size = checkpoint_size(&http, &url).await?;
+        writeback();
         let proofs = proofs_per_second(&url, size, a.clients, seconds).await?;
         println!(
             "inclusion proofs/s on a log of {size} entries, {} clients: median {:.0}",
@@ -440,6 +444,13 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
     }
     drop(own);
     Ok(())
+}
+
+/// Writes back every dirty page of the machine (sync(2)), so a phase does
+/// not pay for the writes of the one before it.
+pub(crate) fn writeback() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
 }
 
 /// Inclusion proofs/s (median) of `clients` loops asking `url` for proofs
