@@ -382,8 +382,11 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
     {
         let dir = std::env::temp_dir().join(format!("vellum-bench-limit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        // The served phases left the kernel writing back their data; the
-        // limit's fsyncs would wait behind it.
+        // The served log's indexer is still catching up, and the kernel
+        // still writing back what the phases wrote: the limit's fsyncs
+        // would wait behind both (ext4 commits other files' new blocks
+        // with each journal commit).
+        idle_index(&http, &url).await;
         writeback();
         let batched_limit = super::bench_inprocess::limit(
             &dir.join("batched"),
@@ -444,6 +447,32 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
     }
     drop(own);
     Ok(())
+}
+
+/// Waits (up to 5 minutes) until the log at `url` has indexed all it holds.
+pub(crate) async fn idle_index(http: &reqwest::Client, url: &str) {
+    use super::bench_query::metric;
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        let tree: Option<u64> = metric(http, url, "vellum_tree_size").await;
+        let indexed: Option<u64> = metric(http, url, "vellum_indexed_size").await;
+        match (tree, indexed) {
+            (Some(t), Some(i)) if i < t => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => {
+                if start.elapsed() > Duration::from_secs(1) {
+                    eprintln!(
+                        "  (waited {:.0} s for the log's index to catch up)",
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+                return;
+            }
+        }
+    }
+    eprintln!("the log's index did not catch up within 5 minutes; measuring anyway");
 }
 
 /// Writes back every dirty page of the machine (sync(2)), so a phase does
