@@ -18,7 +18,9 @@ use super::wire::Conn;
 /// Flags of `vellum bench`.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Log to drive; when absent, start one in a temporary directory.
+    /// Log to drive, as http://HOST:PORT (the load generator speaks plain
+    /// HTTP/1.1, to put no TLS cost on the measured machine); when absent,
+    /// start one in a temporary directory.
     #[arg(long)]
     pub url: Option<String>,
     /// Token for --url (append scope).
