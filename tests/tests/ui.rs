@@ -138,6 +138,22 @@ impl Browser {
                 )
                 .await;
             let done = v["done"].as_str().unwrap_or("").to_string();
+            if !done.is_empty() {
+                // A verdict, once given, stands: the page must not change
+                // it while later steps finish.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let later = self
+                    .run(
+                        "return document.getElementById('verify-steps').dataset.done || '';",
+                        vec![],
+                    )
+                    .await;
+                assert_eq!(
+                    later.as_str().unwrap_or(""),
+                    done,
+                    "the page changed its verdict after giving it"
+                );
+            }
             if !done.is_empty() || Instant::now() > deadline {
                 let steps = v["steps"]
                     .as_array()

@@ -430,8 +430,12 @@ async function detail(indexText) {
   const sBytes = step(steps, "The entry's bytes, from the log's tiles");
   const sLeaf = step(steps, 'Leaf hash recomputed from those bytes (SHA-256)');
   const sProof = step(steps, 'Inclusion proof leads to the checkpoint root (RFC 9162)');
+  // The verdict is set once, when the run ends: a failed step that lets
+  // the run go on (a changed key) keeps it failed.
+  let failed = false;
   const fail = (s, why) => {
     s.fail(why);
+    failed = true;
     steps.dataset.done = 'fail';
   };
   try {
@@ -449,7 +453,8 @@ async function detail(indexText) {
       sKey.pass(`pinned now (first use): ${info.log_key}`);
     } else if (mine.log !== info.log_key) {
       logVkey = mine.log;
-      fail(sKey, `the log now presents ${info.log_key}, but this browser pinned ${mine.log}: checks use the pinned key`);
+      sKey.fail(`the log now presents ${info.log_key}, but this browser pinned ${mine.log}: checks use the pinned key`);
+      failed = true;
       $('pins').prepend(el('li', { class: 'warning' }, 'WARNING: the log key changed since you pinned it.'));
     } else {
       sKey.pass(info.log_key);
@@ -486,7 +491,7 @@ async function detail(indexText) {
       sBytes.note(msg);
       sLeaf.note(msg);
       sProof.note(msg);
-      steps.dataset.done = 'pending';
+      steps.dataset.done = failed ? 'fail' : 'pending';
       return;
     }
     const n = index / 256n;
@@ -518,7 +523,7 @@ async function detail(indexText) {
     const ok = await V.verifyInclusion(index, cp.size, lh, proof.proof.map(V.b64decode), cp.root);
     if (!ok) return fail(sProof, `the ${proof.proof.length}-hash proof does not lead to root ${V.b64encode(cp.root)}`);
     sProof.pass(`${proof.proof.length} hashes to root ${V.b64encode(cp.root)} at size ${cp.size}`);
-    steps.dataset.done = 'pass';
+    steps.dataset.done = failed ? 'fail' : 'pass';
   } catch (e) {
     if (e instanceof Refused) return;
     const open = [...steps.children].find((li) => !li.dataset.result);
