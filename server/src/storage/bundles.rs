@@ -24,16 +24,10 @@ fn corrupt(msg: String) -> io::Error {
 }
 
 impl BundleFiles {
-    /// Opens `root`, cutting off anything beyond `size` entries.
-    pub fn open(root: &Path, size: u64) -> io::Result<BundleFiles> {
-        let b = BundleFiles::at(root)?;
-        b.truncate_to(size)?;
-        Ok(b)
-    }
-
     /// Opens (or creates) the bundle directory as it is, leftovers of an
-    /// interrupted commit included (see [`BundleFiles::truncate_to`]).
-    pub fn at(root: &Path) -> io::Result<BundleFiles> {
+    /// interrupted commit included: the store cuts them off with
+    /// [`BundleFiles::truncate_to`] once it knows the committed size.
+    pub fn open(root: &Path) -> io::Result<BundleFiles> {
         fs::create_dir_all(root)?;
         Ok(BundleFiles { root: root.into() })
     }
@@ -202,7 +196,7 @@ mod tests {
     fn append_read_and_cut_off_an_unrecorded_commit() {
         let dir = std::env::temp_dir().join(format!("vellum-bundles-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let b = BundleFiles::open(&dir, 0).unwrap();
+        let b = BundleFiles::open(&dir).unwrap();
         append(&b, &entries(0, 200));
         append(&b, &entries(200, 600));
         assert_eq!(b.entry(599).unwrap(), b"entry-599");
@@ -216,7 +210,8 @@ mod tests {
         // A crash after the bundle write of 300..600 but before the index
         // recorded it: reopening at size 300 drops everything after 299.
         drop(b);
-        let b = BundleFiles::open(&dir, 300).unwrap();
+        let b = BundleFiles::open(&dir).unwrap();
+        b.truncate_to(300).unwrap();
         assert!(!dir.join("002").exists());
         assert_eq!(fs::read(dir.join("001")).unwrap(), b.read(1, 44).unwrap());
         assert!(b.read(1, 45).is_err());
@@ -224,7 +219,7 @@ mod tests {
         assert_eq!(b.entry(300).unwrap(), b"entry-300");
         // Size on a bundle boundary: the next bundle file goes away.
         drop(b);
-        BundleFiles::open(&dir, 256).unwrap();
+        BundleFiles::open(&dir).unwrap().truncate_to(256).unwrap();
         assert!(!dir.join("001").exists());
         fs::remove_dir_all(&dir).unwrap();
     }

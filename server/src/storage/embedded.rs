@@ -105,7 +105,7 @@ impl SledStore {
                 SizeRecord::create(&dir.join(SIZE_FILE), size).map_err(io_err)?
             }
         };
-        let bundles = BundleFiles::at(&dir.join("entries")).map_err(io_err)?;
+        let bundles = BundleFiles::open(&dir.join("entries")).map_err(io_err)?;
         let (dedup, from) =
             DedupIndex::open(&dir.join("dedup"), dedup_table_keys).map_err(io_err)?;
         let tiles = TileFiles::open(&dir.join("tiles")).map_err(io_err)?;

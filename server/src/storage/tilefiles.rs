@@ -48,10 +48,19 @@ static NOWAIT_WORKS: AtomicBool = AtomicBool::new(true);
 /// thread), else `f`'s result. An async worker serves cached proofs
 /// inline this way without stalling on a cold tile.
 pub fn cached_only<R>(f: impl FnOnce() -> R) -> Option<R> {
+    /// Ends the cached-only scope even if `f` panics: the async worker
+    /// thread lives on, and its later reads must not be refused.
+    struct Scope;
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            CACHED_ONLY.with(|c| c.set(false));
+        }
+    }
     CACHED_ONLY.with(|c| c.set(true));
     WOULD_WAIT.with(|w| w.set(false));
+    let scope = Scope;
     let r = f();
-    CACHED_ONLY.with(|c| c.set(false));
+    drop(scope);
     (!WOULD_WAIT.with(|w| w.replace(false))).then_some(r)
 }
 
@@ -233,7 +242,13 @@ mod tests {
         assert_eq!(inline, None, "a cold tile was read inline");
         assert_eq!(read(), want);
         assert_eq!(cached_only(read), Some(want));
-        // Outside `cached_only` nothing is refused.
+        // Outside `cached_only` nothing is refused, not even after a panic
+        // inside it (the worker thread goes on serving).
         assert!(!CACHED_ONLY.with(Cell::get));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cached_only(|| panic!("a proof that panics"))
+        }));
+        assert!(panicked.is_err());
+        assert!(!CACHED_ONLY.with(Cell::get), "the scope outlived a panic");
     }
 }
