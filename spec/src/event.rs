@@ -134,10 +134,15 @@ fn want_int(obj: &Map<String, Value>, f: &str, max: Option<u64>) -> Result<(), E
 /// Whether `v` is an `args_hash`: `sha256:` and 64 hex digits (either
 /// case). Checked eight bytes at a time: verifiers run it on every entry.
 pub fn is_args_hash(v: &str) -> bool {
-    let Some(hex) = v.strip_prefix("sha256:") else {
+    is_args_hash_bytes(v.as_bytes())
+}
+
+/// [`is_args_hash`] on bytes.
+pub fn is_args_hash_bytes(v: &[u8]) -> bool {
+    let Some(hex) = v.strip_prefix(b"sha256:") else {
         return false;
     };
-    hex.len() == 64 && hex.as_bytes().chunks_exact(8).all(hex8)
+    hex.len() == 64 && hex.chunks_exact(8).all(hex8)
 }
 
 /// Whether eight bytes are all ASCII hex digits (SWAR: per-byte range

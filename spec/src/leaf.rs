@@ -15,9 +15,10 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use crate::event::{
-    check_leaf, is_args_hash, leaf_logged_at, EventError, MAX_EVENT_ID_LEN, PROVENANCES, VERDICTS,
+    check_leaf, is_args_hash_bytes, leaf_logged_at, EventError, MAX_EVENT_ID_LEN, PROVENANCES,
+    VERDICTS,
 };
-use crate::time::parse_utc_millis;
+use crate::time::parse_utc_millis_bytes;
 
 /// What a verifier needs from a valid leaf.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +79,10 @@ pub fn check_leaf_facts(leaf: &[u8]) -> Result<LeafFacts<'_>, EventError> {
 }
 
 /// Confirms a leaf in the common case; `None` means "ask the full check".
+///
+/// UTF-8 is checked where it can occur, inside strings (a byte of 0x80 or
+/// more anywhere else is not JSON), so an ASCII leaf is read once.
 pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
-    let text = std::str::from_utf8(leaf).ok()?;
     let mut s = Scan { b: leaf, i: 0 };
     let mut seen = 0u32;
     let mut facts = LeafFacts {
@@ -89,16 +92,17 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
         verdict: Cow::Borrowed(""),
         who: [None, None, None, None],
     };
+    // String contents were checked as UTF-8 by the scan; converting them
+    // again costs little for the few short fields returned.
     let decode = |a: usize, b: usize, esc: bool| -> Option<Cow<'_, str>> {
-        let raw = text.get(a..b)?;
+        let raw = std::str::from_utf8(leaf.get(a..b)?).ok()?;
         Some(if esc {
             Cow::Owned(unescape(raw)?)
         } else {
             Cow::Borrowed(raw)
         })
     };
-    s.object(|s, key| {
-        let field = Field::of(key)?;
+    s.fields(|s, field| {
         match field {
             Field::Agent | Field::Principal | Field::Owner | Field::Tool => {
                 let (a, b, esc) = s.string()?;
@@ -116,25 +120,23 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
                 }
             }
             Field::Ts => {
-                parse_utc_millis(s.plain_string(text)?).ok()?;
+                parse_utc_millis_bytes(s.plain_string()?).ok()?;
             }
             Field::LoggedAt => {
-                facts.logged_at_ms = parse_utc_millis(s.plain_string(text)?).ok()?;
+                facts.logged_at_ms = parse_utc_millis_bytes(s.plain_string()?).ok()?;
             }
             Field::Verdict => {
-                let v = s.plain_string(text)?;
-                if !VERDICTS.contains(&v) {
-                    return None;
-                }
-                facts.verdict = Cow::Borrowed(v);
+                let v = s.plain_string()?;
+                facts.verdict = Cow::Borrowed(VERDICTS.iter().find(|k| k.as_bytes() == v)?);
             }
             Field::Provenance => {
-                if !PROVENANCES.contains(&s.plain_string(text)?) {
+                let v = s.plain_string()?;
+                if !PROVENANCES.iter().any(|k| k.as_bytes() == v) {
                     return None;
                 }
             }
             Field::EventId => {
-                let v = s.plain_string(text)?;
+                let v = s.plain_string()?;
                 if v.is_empty() || v.len() > MAX_EVENT_ID_LEN {
                     return None;
                 }
@@ -142,13 +144,19 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
             Field::Gateway | Field::Target | Field::ProvenanceSource | Field::Reason => {
                 s.string()?;
             }
-            Field::Session => facts.session = Some(Cow::Borrowed(s.plain_string(text)?)),
+            Field::Session => {
+                let (a, b, esc) = s.string()?;
+                if esc {
+                    return None;
+                }
+                facts.session = Some(decode(a, b, false)?);
+            }
             Field::Rule => {
                 let (a, b, esc) = s.string()?;
                 facts.who[3] = Some(decode(a, b, esc)?);
             }
             Field::ArgsHash => {
-                if !is_args_hash(s.plain_string(text)?) {
+                if !is_args_hash_bytes(s.plain_string()?) {
                     return None;
                 }
             }
@@ -182,65 +190,66 @@ pub fn fast(leaf: &[u8]) -> Option<LeafFacts<'_>> {
 /// Bits of the fields every stored leaf must have.
 const ALL_REQUIRED: u32 = (1 << 9) - 1;
 
-/// The fields of a stored event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The fields of a stored event, declared in the byte order of their
+/// names (RFC 8785 order for ASCII keys), so the order of two keys is the
+/// order of their fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Field {
-    Ts,
     Agent,
-    Principal,
-    Owner,
-    Tool,
-    Verdict,
-    EventId,
-    Gateway,
-    LoggedAt,
-    Session,
-    Target,
     Args,
     ArgsHash,
+    Attrs,
+    EventId,
+    Gateway,
+    LatencyMs,
+    LoggedAt,
+    Owner,
+    Principal,
     Provenance,
     ProvenanceSource,
-    Seq,
-    Rule,
     Reason,
-    Risk,
-    LatencyMs,
     Result,
-    Attrs,
+    Risk,
+    Rule,
+    Seq,
+    Session,
+    Target,
+    Tool,
+    Ts,
+    Verdict,
 }
 
 impl Field {
     /// The field a key names: one jump on (length, first byte, last
     /// byte), which is unique among the schema's 22 names, then one
-    /// comparison to confirm.
+    /// fixed-length comparison to confirm.
     fn of(key: &[u8]) -> Option<Field> {
         let (&first, &last) = (key.first()?, key.last()?);
-        let (name, f): (&[u8], Field) = match (key.len(), first, last) {
-            (2, b't', b's') => (b"ts", Field::Ts),
-            (5, b'a', b't') => (b"agent", Field::Agent),
-            (9, b'p', b'l') => (b"principal", Field::Principal),
-            (5, b'o', b'r') => (b"owner", Field::Owner),
-            (4, b't', b'l') => (b"tool", Field::Tool),
-            (7, b'v', b't') => (b"verdict", Field::Verdict),
-            (8, b'e', b'd') => (b"event_id", Field::EventId),
-            (7, b'g', b'y') => (b"gateway", Field::Gateway),
-            (9, b'l', b't') => (b"logged_at", Field::LoggedAt),
-            (7, b's', b'n') => (b"session", Field::Session),
-            (6, b't', b't') => (b"target", Field::Target),
-            (4, b'a', b's') => (b"args", Field::Args),
-            (9, b'a', b'h') => (b"args_hash", Field::ArgsHash),
-            (10, b'p', b'e') => (b"provenance", Field::Provenance),
-            (17, b'p', b'e') => (b"provenance_source", Field::ProvenanceSource),
-            (3, b's', b'q') => (b"seq", Field::Seq),
-            (4, b'r', b'e') => (b"rule", Field::Rule),
-            (6, b'r', b'n') => (b"reason", Field::Reason),
-            (4, b'r', b'k') => (b"risk", Field::Risk),
-            (10, b'l', b's') => (b"latency_ms", Field::LatencyMs),
-            (6, b'r', b't') => (b"result", Field::Result),
-            (5, b'a', b's') => (b"attrs", Field::Attrs),
+        Some(match (key.len(), first, last) {
+            (2, b't', b's') if key == b"ts" => Field::Ts,
+            (5, b'a', b't') if key == b"agent" => Field::Agent,
+            (9, b'p', b'l') if key == b"principal" => Field::Principal,
+            (5, b'o', b'r') if key == b"owner" => Field::Owner,
+            (4, b't', b'l') if key == b"tool" => Field::Tool,
+            (7, b'v', b't') if key == b"verdict" => Field::Verdict,
+            (8, b'e', b'd') if key == b"event_id" => Field::EventId,
+            (7, b'g', b'y') if key == b"gateway" => Field::Gateway,
+            (9, b'l', b't') if key == b"logged_at" => Field::LoggedAt,
+            (7, b's', b'n') if key == b"session" => Field::Session,
+            (6, b't', b't') if key == b"target" => Field::Target,
+            (4, b'a', b's') if key == b"args" => Field::Args,
+            (9, b'a', b'h') if key == b"args_hash" => Field::ArgsHash,
+            (10, b'p', b'e') if key == b"provenance" => Field::Provenance,
+            (17, b'p', b'e') if key == b"provenance_source" => Field::ProvenanceSource,
+            (3, b's', b'q') if key == b"seq" => Field::Seq,
+            (4, b'r', b'e') if key == b"rule" => Field::Rule,
+            (6, b'r', b'n') if key == b"reason" => Field::Reason,
+            (4, b'r', b'k') if key == b"risk" => Field::Risk,
+            (10, b'l', b's') if key == b"latency_ms" => Field::LatencyMs,
+            (6, b'r', b't') if key == b"result" => Field::Result,
+            (5, b'a', b's') if key == b"attrs" => Field::Attrs,
             _ => return None,
-        };
-        (name == key).then_some(f)
+        })
     }
 
     /// Its bit in [`ALL_REQUIRED`], or 0 for an optional field.
@@ -284,7 +293,7 @@ impl<'a> Scan<'a> {
     }
 
     /// A string in canonical form; returns its content range and whether
-    /// it holds escapes.
+    /// it holds escapes. Bytes of 0x80 and more must form UTF-8.
     fn string(&mut self) -> Option<(usize, usize, bool)> {
         self.eat(b'"')?;
         let start = self.i;
@@ -321,13 +330,21 @@ impl<'a> Scan<'a> {
                     }
                 }
                 0..=0x1f => return None,
+                0x80..=0xff => {
+                    // A run of non-ASCII bytes ends at an ASCII byte, which
+                    // is never inside a UTF-8 sequence: check the run whole.
+                    let from = self.i - 1;
+                    let run = self.b[from..].iter().position(|&c| c < 0x80)?;
+                    std::str::from_utf8(&self.b[from..from + run]).ok()?;
+                    self.i = from + run;
+                }
                 _ => {}
             }
         }
     }
 
-    /// Skips string bytes that need no attention (not `"`, `\\` or a
-    /// control character), eight at a time.
+    /// Skips string bytes that need no attention (not `"`, `\\`, a
+    /// control character or a non-ASCII byte), eight at a time.
     fn skip_plain(&mut self) {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -336,11 +353,14 @@ impl<'a> Scan<'a> {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
             let x = u64::from_le_bytes(w);
-            // A byte below 0x20 (ignoring bytes >= 0x80, which are never
-            // special), or equal to '"' or '\\'.
+            // A byte of 0x80 or more, below 0x20, or equal to '"' or '\\'.
+            // Borrows in the subtractions only start at a flagged byte, so
+            // the lowest flag is exact.
             let low = x.wrapping_sub(0x2020_2020_2020_2020) & !x & HIGHS;
-            let special =
-                low | zero_byte(x ^ (ONES * b'"' as u64)) | zero_byte(x ^ (ONES * b'\\' as u64));
+            let special = (x & HIGHS)
+                | low
+                | zero_byte(x ^ (ONES * b'"' as u64))
+                | zero_byte(x ^ (ONES * b'\\' as u64));
             if special != 0 {
                 self.i += (special.trailing_zeros() / 8) as usize;
                 return;
@@ -349,13 +369,13 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// A string without escapes, as `&str` (the leaf is valid UTF-8).
-    fn plain_string(&mut self, text: &'a str) -> Option<&'a str> {
+    /// The content of a string without escapes.
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
         let (a, b, esc) = self.string()?;
         if esc {
             return None;
         }
-        text.get(a..b)
+        self.b.get(a..b)
     }
 
     /// A canonical integer of at most 15 digits (exact in a double).
@@ -397,6 +417,28 @@ impl<'a> Scan<'a> {
             b"status" => s.integer().map(|_| ()),
             _ => None,
         })
+    }
+
+    /// The top-level object of an event: every key a schema field, in
+    /// strictly increasing order, each value read by `member`.
+    fn fields(&mut self, mut member: impl FnMut(&mut Self, Field) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        let mut prev: Option<Field> = None;
+        loop {
+            let key = self.plain_string()?;
+            let field = Field::of(key)?;
+            if prev >= Some(field) {
+                return None;
+            }
+            prev = Some(field);
+            self.eat(b':')?;
+            member(self, field)?;
+            match self.next()? {
+                b',' => continue,
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
     }
 
     /// An object in canonical form: ASCII keys without escapes in strictly
@@ -483,6 +525,15 @@ mod tests {
         found.sort();
         found.dedup();
         assert_eq!(found.len(), all.len());
+        // The declaration order of the fields is the byte order of their
+        // names: the scanner compares keys by field.
+        let mut names = all.clone();
+        names.sort();
+        let fields: Vec<Field> = names
+            .iter()
+            .map(|k| Field::of(k.as_bytes()).unwrap())
+            .collect();
+        assert!(fields.windows(2).all(|w| w[0] < w[1]), "{names:?}");
         for k in [
             "",
             "t",

@@ -248,7 +248,8 @@ pub fn push_bundle_entry(bundle: &mut Vec<u8>, entry: &[u8]) -> Result<(), Bundl
 
 /// Splits an entry bundle into its entries.
 pub fn parse_bundle(mut data: &[u8]) -> Result<Vec<&[u8]>, BundleError> {
-    let mut out = Vec::new();
+    // A full bundle holds TILE_WIDTH entries of at least 2 bytes each.
+    let mut out = Vec::with_capacity((data.len() / 2).min(TILE_WIDTH as usize));
     while !data.is_empty() {
         if data.len() < 2 {
             return Err(BundleError::Truncated(out.len()));

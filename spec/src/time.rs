@@ -60,7 +60,12 @@ pub fn format_millis(unix_millis: i64) -> String {
 /// milliseconds (fractions below a millisecond are truncated). The error
 /// says which part is wrong.
 pub fn parse_utc_millis(s: &str) -> Result<i64, &'static str> {
-    let b = s.as_bytes();
+    parse_utc_millis_bytes(s.as_bytes())
+}
+
+/// [`parse_utc_millis`] on bytes (what a scanner holds before it has a
+/// `&str`); any byte outside the grammar is refused.
+pub fn parse_utc_millis_bytes(b: &[u8]) -> Result<i64, &'static str> {
     let digits = |r: std::ops::Range<usize>| -> Result<u32, &'static str> {
         let part = b.get(r).ok_or("too short for YYYY-MM-DDTHH:MM:SSZ")?;
         if !part.iter().all(u8::is_ascii_digit) {
@@ -105,9 +110,9 @@ pub fn parse_utc_millis(s: &str) -> Result<i64, &'static str> {
             millis *= 10;
         }
     }
-    match &s[i..] {
-        "Z" | "z" | "+00:00" => {}
-        "" => return Err("missing time zone; use Z"),
+    match &b[i..] {
+        b"Z" | b"z" | b"+00:00" => {}
+        b"" => return Err("missing time zone; use Z"),
         _ => return Err("time must be in UTC (Z or +00:00)"),
     }
     let secs =

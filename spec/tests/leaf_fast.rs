@@ -142,3 +142,56 @@ fn fast_path_agrees_with_the_full_check() {
     // Some mutations stay valid (e.g. a changed letter) and must be accepted by both.
     assert!(mutated_accepts > 100, "{mutated_accepts}");
 }
+
+/// The scanner checks UTF-8 only inside strings: every malformed sequence
+/// in any string is refused by both checks, and well-formed non-ASCII text
+/// is accepted by the scanner itself with the same facts.
+#[test]
+fn utf8_inside_strings_is_checked_by_the_scanner() {
+    let leaf = seal(
+        json!({"ts": "2026-06-20T14:07:31.120Z", "agent": "agent-7", "principal": "p",
+               "owner": "o", "tool": "t", "verdict": "allow", "session": "s-1", "seq": 4,
+               "reason": "r", "rule": "q"}),
+        "gw",
+        "2026-06-20T14:07:32.000Z",
+        || "id-1".to_string(),
+    )
+    .unwrap()
+    .leaf;
+    let text = String::from_utf8(leaf).unwrap();
+    let bad: [&[u8]; 9] = [
+        b"\x80",             // lone continuation byte
+        b"\xc0\x80",         // overlong NUL
+        b"\xc1\xbf",         // overlong
+        b"\xe0\x80\xaf",     // overlong '/'
+        b"\xed\xa0\x80",     // UTF-16 surrogate
+        b"\xe6\x97",         // truncated
+        b"\xf4\x90\x80\x80", // above U+10FFFF
+        b"\xf5\x80\x80\x80", // never a lead byte
+        b"\xff",
+    ];
+    for field in ["agent", "principal", "session", "reason", "rule", "tool"] {
+        let at = text.find(&format!("\"{field}\":\"")).unwrap() + field.len() + 4;
+        for b in bad {
+            for pos in [at, at + 1] {
+                let mut m = text.as_bytes().to_vec();
+                m.splice(pos..pos, b.iter().copied());
+                assert!(fast(&m).is_none(), "{field}: {b:x?} at {pos}");
+                assert!(check_leaf_facts(&m).is_err(), "{field}: {b:x?}");
+            }
+        }
+        for good in ["é", "日本", "😀x", "aé日😀"] {
+            let mut m = text.as_bytes().to_vec();
+            m.splice(at..at, good.bytes());
+            let f = fast(&m).unwrap_or_else(|| panic!("{field}: {good} not taken"));
+            let full = check_leaf(&m).unwrap();
+            for k in ["agent", "principal", "owner", "rule", "verdict", "session"] {
+                assert_eq!(f.get(k), full.get(k).and_then(Value::as_str), "{k}");
+            }
+        }
+    }
+    // Outside strings a non-ASCII byte is never JSON.
+    let mut m = text.as_bytes().to_vec();
+    m.splice(1..1, "é".bytes());
+    assert!(fast(&m).is_none() && check_leaf_facts(&m).is_err());
+}

@@ -183,10 +183,19 @@ pub struct Sequences {
 /// Most findings of one kind kept for the report.
 pub const KEEP: usize = 1000;
 
+/// A session's key: a name of at most 15 bytes is its own key (length,
+/// then the bytes), a longer one the first 16 bytes of its SHA-256. A long
+/// name whose hash began like a short name's key would take a 2^128
+/// search to find.
 fn key(session: &str) -> [u8; 16] {
-    let h = vellum_spec::hash::sha256(session.as_bytes());
+    let b = session.as_bytes();
     let mut k = [0u8; 16];
-    k.copy_from_slice(&h[..16]);
+    if b.len() < 16 {
+        k[0] = b.len() as u8;
+        k[1..=b.len()].copy_from_slice(b);
+    } else {
+        k.copy_from_slice(&vellum_spec::hash::sha256(b)[..16]);
+    }
     k
 }
 
@@ -329,6 +338,36 @@ mod tests {
             ]
         );
         assert_eq!((more, s.sessions()), (0, 2));
+    }
+
+    #[test]
+    fn short_and_long_names_are_distinct_sessions() {
+        let names = [
+            "",
+            "a",
+            "a\0",
+            "\u{1}a",
+            "fifteen-bytes-x",
+            "sixteen-bytes-xy",
+            "sixteen-bytes-xz",
+            "a much longer session name than sixteen bytes",
+        ];
+        let mut s = Sequences::default();
+        for (i, n) in names.iter().enumerate() {
+            s.record(n, 0, i as u64);
+        }
+        assert_eq!(s.sessions(), names.len());
+        assert_eq!(s.findings(KEEP), (vec![], 0));
+        s.record("sixteen-bytes-xy", 0, 99);
+        let (f, _) = s.findings(KEEP);
+        assert_eq!(
+            f,
+            vec![SeqFinding::Duplicate {
+                session: "sixteen-bytes-xy".into(),
+                seq: 0,
+                index: 99
+            }]
+        );
     }
 
     #[test]

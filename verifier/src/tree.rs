@@ -17,6 +17,10 @@ use vellum_spec::tile::{parse_bundle, tile_hashes, TileId, TILE_HEIGHT, TILE_WID
 use crate::report::Failure;
 use crate::sequence::Sequences;
 
+/// A sequenced entry: the range of its session's name in
+/// [`Digested::sessions`], and its `seq`.
+pub type Sequenced = (std::ops::Range<usize>, u64);
+
 /// One level-0 tile's entries, checked and hashed (done in parallel by
 /// the download threads).
 pub struct Digested {
@@ -24,8 +28,11 @@ pub struct Digested {
     pub k: u64,
     /// Leaf hashes, in order.
     pub leaves: Vec<Hash>,
-    /// Per entry: `logged_at` (Unix ms) and `(session, seq)` when present.
-    pub meta: Vec<(i64, Option<(String, u64)>)>,
+    /// Per entry: `logged_at` (Unix ms) and its session and `seq`, if any.
+    pub meta: Vec<(i64, Option<Sequenced>)>,
+    /// The session names of the tile's sequenced entries, one after the
+    /// other (one allocation per tile, not one per entry).
+    pub sessions: String,
     /// Entries with a session but no `seq`.
     pub unsequenced: u64,
     /// The served level-0 hash tile.
@@ -55,6 +62,7 @@ pub fn digest(k: u64, w: usize, bundle: &[u8], tile: Vec<u8>) -> Result<Digested
     let mut leaves = Vec::with_capacity(w);
     let mut meta = Vec::with_capacity(w);
     let mut unsequenced = 0u64;
+    let mut sessions = String::new();
     for (j, e) in entries.iter().enumerate() {
         let index = base + j as u64;
         let facts = check_leaf_facts(e).map_err(|err| Failure::Verification {
@@ -65,7 +73,11 @@ pub fn digest(k: u64, w: usize, bundle: &[u8], tile: Vec<u8>) -> Result<Digested
             message: format!("entry {index}: {err}"),
         })?;
         let s = match (facts.session, facts.seq) {
-            (Some(s), Some(q)) => Some((s.into_owned(), q)),
+            (Some(s), Some(q)) => {
+                let from = sessions.len();
+                sessions.push_str(&s);
+                Some((from..sessions.len(), q))
+            }
             (Some(_), None) => {
                 unsequenced += 1;
                 None
@@ -79,6 +91,7 @@ pub fn digest(k: u64, w: usize, bundle: &[u8], tile: Vec<u8>) -> Result<Digested
         k,
         leaves,
         meta,
+        sessions,
         unsequenced,
         tile,
         bytes: bundle.len() as u64,
@@ -248,7 +261,8 @@ impl TreeCheck {
                 ));
             }
             self.last_logged_at = *t;
-            if let Some((session, seq)) = s {
+            if let Some((name, seq)) = s {
+                let session = d.sessions.get(name.clone()).unwrap_or_default();
                 self.sequences.record(session, *seq, index);
             }
         }
