@@ -50,6 +50,12 @@ pub struct BenchArgs {
     /// 1000000 with --full].
     #[arg(long)]
     pub proof_entries: Option<u64>,
+    /// Measure inclusion proofs only (no append phases, no limit): on the
+    /// log of --url or --data as it is, filled first if it is smaller than
+    /// --proof-entries. Serving one data directory with two builds of the
+    /// log and pointing this at each compares their proofs on the same tree.
+    #[arg(long)]
+    pub proofs_only: bool,
     /// Log sizes at which to read the log's resident memory (own log only)
     /// [default: none besides the proof size, or 1000000,10000000 with --full].
     #[arg(long, value_delimiter = ',')]
@@ -312,19 +318,31 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         .max()
         .unwrap_or(0);
     println!(
-        "plan: batched appends {seconds} s; single-event appends {seconds} s; append -> checkpoint latency, {latency_samples} samples; fill to {} and inclusion proofs {seconds} s{}; needs about {:.1} GB of disk{}",
+        "plan: {}fill to {} and inclusion proofs {seconds} s{}; needs about {:.1} GB of disk{}",
+        if a.proofs_only {
+            String::new()
+        } else {
+            format!("batched appends {seconds} s; single-event appends {seconds} s; append -> checkpoint latency, {latency_samples} samples; ")
+        },
         proof_entries,
         if rss_at.is_empty() {
             String::new()
         } else {
             format!(
                 "; memory at {}",
-                rss_at.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                rss_at
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         },
         (largest * DISK_PER_ENTRY) as f64 / 1e9,
         if a.url.is_none() {
-            format!(" in {}", a.data.clone().unwrap_or_else(std::env::temp_dir).display())
+            format!(
+                " in {}",
+                a.data.clone().unwrap_or_else(std::env::temp_dir).display()
+            )
         } else {
             String::new()
         }
@@ -356,7 +374,45 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         single_bodies.body().len()
     );
 
-    let m = appends(&http, &url, &token, &a, seconds, latency_samples).await?;
+    if !a.proofs_only {
+        appends_and_limit(
+            &http,
+            &url,
+            &token,
+            &a,
+            seconds,
+            latency_samples,
+            own.is_some(),
+        )
+        .await?;
+    }
+    proof_phases(
+        &http,
+        &url,
+        &token,
+        &a,
+        &batch_bodies,
+        seconds,
+        proof_entries,
+        pid,
+        &rss_at,
+    )
+    .await?;
+    drop(own);
+    Ok(())
+}
+
+/// Phases 1-3 with their in-process limit, printed.
+async fn appends_and_limit(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    a: &BenchArgs,
+    seconds: u64,
+    latency_samples: usize,
+    own: bool,
+) -> Result<(), String> {
+    let m = appends(http, url, token, a, seconds, latency_samples).await?;
     println!(
         "durable appends/s, {}-event batches, {} clients: median {:.0}",
         a.batch, a.batch_clients, m.batched
@@ -371,7 +427,7 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         m.p99 * 1e3,
         m.samples
     );
-    if own.is_some() {
+    if own {
         // The log this bench started runs the default 1 s interval.
         println!(
             "  p99 = {:.2} x the checkpoint interval (1 s; goal <= 1.1)",
@@ -388,7 +444,7 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         // still writing back what the phases wrote: the limit's fsyncs
         // would wait behind both (ext4 commits other files' new blocks
         // with each journal commit).
-        idle_index(&http, &url).await;
+        idle_index(http, url).await;
         writeback();
         let batched_limit = super::bench_inprocess::limit(
             &dir.join("batched"),
@@ -418,10 +474,25 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         );
     }
 
-    // 4. Proofs on a large log, and memory as it grows: at each target
-    // size (or the size the earlier phases already reached), serve random
-    // proofs, then read the log's resident memory. Figures name the actual
-    // size.
+    Ok(())
+}
+
+/// Phase 4, proofs on a large log and memory as it grows: at each target
+/// size (or the size the earlier phases already reached), serve random
+/// proofs, then read the log's resident memory. Figures name the actual
+/// size.
+#[allow(clippy::too_many_arguments)]
+async fn proof_phases(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    a: &BenchArgs,
+    batch_bodies: &Bodies,
+    seconds: u64,
+    proof_entries: u64,
+    pid: Option<u32>,
+    rss_at: &[u64],
+) -> Result<(), String> {
     let mut targets: Vec<u64> = vec![proof_entries];
     if pid.is_some() {
         targets.extend(rss_at.iter().copied());
@@ -431,11 +502,11 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
     for target in targets {
         eprintln!("filling the log to {target} entries ...");
         let t0 = Instant::now();
-        fill_to(&http, &url, &token, target, &batch_bodies, a.batch_clients).await?;
+        fill_to(http, url, token, target, batch_bodies, a.batch_clients).await?;
         eprintln!("  reached in {:.0} s", t0.elapsed().as_secs_f64());
-        let size = checkpoint_size(&http, &url).await?;
+        let size = checkpoint_size(http, url).await?;
         writeback();
-        let proofs = proofs_per_second(&url, size, a.clients, seconds).await?;
+        let proofs = proofs_per_second(url, size, a.clients, seconds).await?;
         println!(
             "inclusion proofs/s on a log of {size} entries, {} clients: median {:.0}",
             a.clients, proofs
@@ -447,7 +518,6 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
             );
         }
     }
-    drop(own);
     Ok(())
 }
 

@@ -317,6 +317,63 @@ impl NodeReader for StoreNodes<'_> {
 mod tests {
     use super::*;
 
+    /// Proofs read through stored tiles equal the reference proofs, at
+    /// sizes that end inside tiles of every level, also when one reader
+    /// serves several proofs from the tiles it already read.
+    #[test]
+    fn proofs_from_stored_tiles_equal_the_reference() {
+        use crate::storage::{CommitBatch, SledStore};
+        use vellum_spec::merkle::{prove_consistency, prove_inclusion, MemoryTree};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20, 1024).unwrap();
+        let mut leaves = Vec::new();
+        let mut sizes = Vec::new();
+        for step in [1u64, 255, 1, 300, 65_000, 279, 1] {
+            let mut edge = TreeEdge::load(&store, store.size().unwrap()).unwrap();
+            let from = edge.size();
+            let mut batch = CommitBatch::default();
+            let mut hashes = Vec::new();
+            for i in from..from + step {
+                let leaf = format!("{{\"event_id\":\"e{i}\"}}").into_bytes();
+                hashes.push(vellum_spec::hash::leaf_hash(&leaf));
+                batch.entries.push((i, leaf));
+            }
+            batch.tiles = edge.append(&hashes);
+            batch.new_size = edge.size();
+            batch.new_root = edge.root();
+            store.commit(&batch).unwrap();
+            leaves.extend(hashes);
+            sizes.push(edge.size());
+        }
+        let reference = MemoryTree::new(leaves);
+        for &size in &sizes {
+            let nodes = StoreNodes::new(&store, size);
+            for index in [0, 1, 254, 255, 256, 511, 557, 65_535, 65_536, size - 1] {
+                if index >= size {
+                    continue;
+                }
+                // Twice through the same reader: the second time from
+                // whole cached tiles.
+                for _ in 0..2 {
+                    assert_eq!(
+                        prove_inclusion(index, size, &nodes).unwrap(),
+                        prove_inclusion(index, size, &reference).unwrap(),
+                        "inclusion of {index} at {size}"
+                    );
+                }
+            }
+            for &old in &sizes {
+                if old <= size {
+                    assert_eq!(
+                        prove_consistency(old, size, &StoreNodes::new(&store, size)).unwrap(),
+                        prove_consistency(old, size, &reference).unwrap(),
+                        "consistency {old} -> {size}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_edge_root_is_the_tree_root() {
         let leaves: Vec<Hash> = (0..70_000u32)
