@@ -168,13 +168,19 @@ pub fn run(entries: u64, runs: usize, threads: usize) -> Result<(), Failure> {
     }
     let (s, o, m) = (median(sha), median(one), median(many));
     println!("medians of {runs} runs:");
-    println!("  raw SHA-256 of the entries, 1 core:      {s:>12.0} entries/s");
+    let label = |l: &str| format!("  {l:<36}");
     println!(
-        "  --full verification, 1 core:              {o:>12.0} entries/s  ({:.2}× SHA-256)",
+        "{}{s:>12.0} entries/s",
+        label("raw SHA-256 of the entries, 1 core:")
+    );
+    println!(
+        "{}{o:>12.0} entries/s  ({:.2}× SHA-256)",
+        label("--full verification, 1 core:"),
         o / s
     );
     println!(
-        "  --full verification, {threads} threads:            {m:>12.0} entries/s  ({:.2}× SHA-256)",
+        "{}{m:>12.0} entries/s  ({:.2}× SHA-256)",
+        label(&format!("--full verification, {threads} threads:")),
         m / s
     );
     Ok(())

@@ -322,7 +322,7 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
         if a.proofs_only {
             String::new()
         } else {
-            format!("batched appends {seconds} s; single-event appends {seconds} s; append -> checkpoint latency, {latency_samples} samples; ")
+            format!("batched appends {seconds} s; single-event appends {seconds} s; append -> checkpoint and append -> receipt latency, {latency_samples} samples each; ")
         },
         proof_entries,
         if rss_at.is_empty() {
@@ -399,6 +399,37 @@ async fn run_async(mut a: BenchArgs) -> Result<(), String> {
     )
     .await?;
     drop(own);
+    if !a.proofs_only {
+        verifier_figures(if a.full { 1_000_000 } else { 200_000 })?;
+    }
+    Ok(())
+}
+
+/// The verifier's figures (`vellum-verify bench`: `--full` verification
+/// on one core and two threads against raw SHA-256), from the
+/// `vellum-verify` built next to this binary.
+fn verifier_figures(entries: u64) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let verify = exe.with_file_name("vellum-verify");
+    if !verify.exists() {
+        println!(
+            "verifier: no vellum-verify next to {} (cargo build --release -p vellum-verify), so no verifier figures; run `vellum-verify bench` for them",
+            exe.display()
+        );
+        return Ok(());
+    }
+    let out = std::process::Command::new(&verify)
+        .args(["bench", "--entries", &entries.to_string(), "--runs", "3"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", verify.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} bench failed: {}", verify.display(), out.status));
+    }
+    println!("verifier ({} bench):", verify.display());
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        println!("  {}", line.trim_start());
+    }
     Ok(())
 }
 
@@ -434,6 +465,12 @@ async fn appends_and_limit(
             m.p99
         );
     }
+    println!(
+        "append with ?receipt=true -> receipt, one client: p50 {:.0} ms, p99 {:.0} ms ({} samples; goal about 100-200 ms, not up to the interval)",
+        m.receipt.0 * 1e3,
+        m.receipt.1 * 1e3,
+        m.samples
+    );
 
     // The in-process limit: the same work without HTTP, in the same run,
     // while the served log is idle.
@@ -590,6 +627,9 @@ pub(crate) struct AppendFigures {
     pub batched: f64,
     /// Durable appends/s with single-event requests (median).
     pub single: f64,
+    /// Append with `?receipt=true` -> response with the receipt (one
+    /// client, same samples as `p50`): p50 and p99, seconds.
+    pub receipt: (f64, f64),
     /// Append ack -> published checkpoint, p50 and p99, seconds.
     pub p50: f64,
     /// See `p50`.
@@ -661,16 +701,47 @@ pub(crate) async fn appends(
         // Start the next sample at a random point of the checkpoint cycle.
         tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 1000)).await;
     }
+    // 3b. One client appending with ?receipt=true, under the same load:
+    // acknowledged -> the response carries the receipt (an early
+    // checkpoint for a waiting receipt, at most one every 100 ms).
+    let mut receipts = Vec::new();
+    let receipt_url = format!("{ev_url}?receipt=true");
+    for _ in 0..latency_samples {
+        let sent = Instant::now();
+        let r = http
+            .post(&receipt_url)
+            .bearer_auth(&token)
+            .body(single_bodies.body())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status();
+        let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+        let receipt = v["entries"][0]["receipt"].as_str().unwrap_or_default();
+        if !status.is_success() || !receipt.starts_with("c2sp.org/tlog-proof@v1\n") {
+            return Err(format!(
+                "append with ?receipt=true: {status}, no tlog-proof receipt in the response"
+            ));
+        }
+        receipts.push(sent.elapsed().as_secs_f64());
+        // Start the next one at a random point of the early-checkpoint cycle.
+        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 200)).await;
+    }
     stop.store(true, Relaxed);
     for t in bg {
         t.await.map_err(|e| e.to_string())??;
     }
     let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+    let receipt = (
+        percentile(&mut receipts, 0.5),
+        percentile(&mut receipts, 0.99),
+    );
     Ok(AppendFigures {
         batched,
         single,
         p50,
         p99,
         samples: lat.len(),
+        receipt,
     })
 }
