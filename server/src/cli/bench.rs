@@ -638,6 +638,27 @@ pub(crate) struct AppendFigures {
     pub samples: usize,
 }
 
+/// POSTs `body` with `token`: the status, when the response's head
+/// arrived, and its JSON body.
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> Result<(reqwest::StatusCode, Instant, serde_json::Value), String> {
+    let r = http
+        .post(url)
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let at = Instant::now();
+    let status = r.status();
+    let v = r.json().await.map_err(|e| e.to_string())?;
+    Ok((status, at, v))
+}
+
 /// Phases 1-3: batched appends/s, single-event appends/s, and append ->
 /// published checkpoint latency under a background load.
 pub(crate) async fn appends(
@@ -679,15 +700,7 @@ pub(crate) async fn appends(
     }
     let mut lat = Vec::new();
     for _ in 0..latency_samples {
-        let r = http
-            .post(&ev_url)
-            .bearer_auth(&token)
-            .body(single_bodies.body())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let acked = Instant::now();
-        let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+        let (_, acked, v) = post_json(http, &ev_url, &token, single_bodies.body()).await?;
         let index = v["entries"][0]["index"]
             .as_u64()
             .ok_or("no index in append response")?;
@@ -708,15 +721,7 @@ pub(crate) async fn appends(
     let receipt_url = format!("{ev_url}?receipt=true");
     for _ in 0..latency_samples {
         let sent = Instant::now();
-        let r = http
-            .post(&receipt_url)
-            .bearer_auth(&token)
-            .body(single_bodies.body())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = r.status();
-        let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+        let (status, _, v) = post_json(http, &receipt_url, &token, single_bodies.body()).await?;
         let receipt = v["entries"][0]["receipt"].as_str().unwrap_or_default();
         if !status.is_success() || !receipt.starts_with("c2sp.org/tlog-proof@v1\n") {
             return Err(format!(
