@@ -420,11 +420,18 @@ fn verifier_figures(entries: u64) -> Result<(), String> {
     }
     let out = std::process::Command::new(&verify)
         .args(["bench", "--entries", &entries.to_string(), "--runs", "3"])
-        .stderr(std::process::Stdio::null())
         .output()
         .map_err(|e| format!("running {}: {e}", verify.display()))?;
     if !out.status.success() {
-        return Err(format!("{} bench failed: {}", verify.display(), out.status));
+        // Its own words say why (its progress lines go to stderr too).
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last: Vec<&str> = err.lines().rev().take(3).collect();
+        return Err(format!(
+            "{} bench failed ({}): {}",
+            verify.display(),
+            out.status,
+            last.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        ));
     }
     println!("verifier ({} bench):", verify.display());
     for line in String::from_utf8_lossy(&out.stdout).lines() {
